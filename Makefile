@@ -1,0 +1,59 @@
+# Two commands matter: `make run` (pipeline + UIs) and `make test` (the whole suite).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+VENV := .venv
+BIN := $(VENV)/bin
+
+export MLOPS_DATA_DIR ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(MLOPS_DATA_DIR)/dagster_home
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
+
+.PHONY: help install seed run materialize test lint bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --compile-bytecode
+	@touch $@
+
+install: $(VENV)/.synced ## Create .venv with the locked dependencies
+
+seed: install ## Land the NYC flights 2013 data in the landing zone (when empty)
+	$(BIN)/mlops-assets seed --if-empty
+
+run: seed ## Start Dagster (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000)
+	@mkdir -p "$(DAGSTER_HOME)"
+	@trap 'kill $$mlflow_pid 2>/dev/null; wait $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/mlflow server --workers 1 --host 127.0.0.1 --port $(MLFLOW_PORT) \
+	  --backend-store-uri "sqlite:///$(MLOPS_DATA_DIR)/mlflow.db" \
+	  --default-artifact-root "$(MLOPS_DATA_DIR)/mlartifacts" & mlflow_pid=$$!; \
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
+
+materialize: seed ## Materialize every asset once from the command line
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/dagster asset materialize -m mlops_assets.definitions --select '*'
+
+lint: install ## ruff format check, ruff lint, mypy
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint ## The whole test suite (lint and type check included)
+	$(BIN)/pytest
+
+bench: seed ## Run the benchmarks and rewrite the README's results table
+	$(BIN)/python benchmarks/run_all.py
+
+clean: ## Remove the virtual environments (data/ is kept)
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,1 @@
+"""mlops_assets: a Dagster-native, asset-based ML pipeline with MLflow, on real flight data."""

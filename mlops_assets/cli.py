@@ -1,0 +1,60 @@
+"""The ``mlops-assets`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlops_assets import landing, settings
+
+
+def _seed(args: argparse.Namespace) -> int:
+    root = Path(args.landing).resolve() if args.landing else settings.landing_dir()
+    if args.if_empty and not landing.is_empty(root):
+        print(f"{root}: landing zone already holds data; nothing to do")
+        return 0
+    results = landing.seed_landing_zone(root, args.through, force=args.force)
+    counts = Counter(result.action for result in results)
+    summary = ", ".join(f"{count} {action}" for action, count in sorted(counts.items()))
+    print(f"{root}: {summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests)."""
+    parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    seed = commands.add_parser(
+        "seed", help="Land the NYC flights 2013 data as monthly files in the landing zone."
+    )
+    seed.add_argument(
+        "--through", metavar="YYYY-MM", help="last month to land (default: all of 2013)"
+    )
+    seed.add_argument(
+        "--force", action="store_true", help="overwrite landed files whose content differs"
+    )
+    seed.add_argument(
+        "--if-empty", action="store_true", help="do nothing when anything has landed already"
+    )
+    seed.add_argument(
+        "--landing", metavar="DIR", help="landing-zone folder (default: <data dir>/landing)"
+    )
+    seed.set_defaults(handler=_seed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; exit status 2 with a one-line message on bad input."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except landing.LandingError as error:
+        print(f"mlops-assets: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Evaluation of the trained model on the held-out month."""
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from mlops_assets.defs.metadata import OWNERS, png_markdown
+from mlops_assets.records import EvaluationReport, ModelReference
+from mlops_assets.resources import MlflowTracking
+from mlops_assets.resources.mlflow_tracking import log_files
+
+
+class EvaluationConfig(dg.Config):
+    """How the held-out month is scored."""
+
+    threshold: float = Field(
+        default=0.35,
+        gt=0,
+        lt=1,
+        description="Operating threshold: a flight is flagged late at this probability or above.",
+    )
+    importance_rows: int = Field(
+        default=5000, ge=100, description="Held-out rows sampled for permutation importance."
+    )
+    random_seed: int = Field(
+        default=42, description="Seed of the importance sample and permutations."
+    )
+
+
+@dg.asset(
+    group_name="evaluation",
+    kinds={"sklearn", "mlflow"},
+    owners=OWNERS,
+    code_version="1",
+    io_manager_key="record_io_manager",
+)
+def model_evaluation(
+    context: dg.AssetExecutionContext,
+    config: EvaluationConfig,
+    flight_features: pd.DataFrame,
+    trained_model: ModelReference,
+    mlflow_tracking: MlflowTracking,
+) -> dg.Output[EvaluationReport]:
+    """Held-out ROC/PR AUC, log loss, Brier, threshold metrics and diagnostic plots."""
+    import mlflow
+
+    from mlops_assets.ml.evaluation import (
+        classification_metrics,
+        diagnostic_plots,
+        feature_importance,
+    )
+    from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET
+    from mlops_assets.ml.packaging import OUTPUT_COLUMN
+    from mlops_assets.ml.training import temporal_split
+
+    split = temporal_split(flight_features)
+    if split.holdout_month != trained_model.holdout_month:
+        raise dg.Failure(
+            description=(
+                f"flight_features now holds out month {split.holdout_month} but trained_model was "
+                f"trained holding out month {trained_model.holdout_month}: "
+                "materialize trained_model first."
+            )
+        )
+    features = split.holdout[list(FEATURE_COLUMNS)]
+    y_true = split.holdout[TARGET].to_numpy()
+    model = mlflow.pyfunc.load_model(trained_model.model_uri)
+    proba = model.predict(features)[OUTPUT_COLUMN].to_numpy()
+    metrics = classification_metrics(y_true, proba, config.threshold)
+    classifier = model.unwrap_python_model().classifier
+    importance = feature_importance(
+        classifier, features, y_true, sample_rows=config.importance_rows, seed=config.random_seed
+    )
+    plots = diagnostic_plots(y_true, proba, config.threshold, importance)
+    with mlflow_tracking.asset_run(context) as run:
+        mlflow.log_params({**config.model_dump(), "model_uri": trained_model.model_uri})
+        mlflow.log_metrics(
+            {f"holdout_{key}": value for key, value in metrics.as_dict().items()},
+            model_id=trained_model.model_id or None,
+        )
+        log_files(plots, "plots")
+        mlflow.log_dict(importance.round(6).to_dict(), "feature_importance.json")
+    report = EvaluationReport(
+        model_uri=trained_model.model_uri,
+        holdout_month=split.holdout_month,
+        run_id=run.run_id,
+        metrics=metrics.as_dict(),
+    )
+    return dg.Output(
+        report,
+        metadata={
+            **{
+                f"holdout_{key}": dg.MetadataValue.float(value)
+                for key, value in metrics.as_dict().items()
+            },
+            **{name.removesuffix(".png"): png_markdown(name, png) for name, png in plots.items()},
+            **run.metadata(),
+        },
+    )

@@ -1,0 +1,71 @@
+"""Raw assets: the landing zone's files, read into typed tables."""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from mlops_assets.defs.metadata import OWNERS, table_metadata
+from mlops_assets.landing import LandingError
+from mlops_assets.ml import raw
+from mlops_assets.resources import LandingZone, MlflowTracking
+
+GROUP = "ingestion"
+
+
+def _read(paths: list[Path], schema: Mapping[str, str]) -> pd.DataFrame:
+    try:
+        return raw.concat_typed(raw.read_raw_csv(path, schema) for path in paths)
+    except LandingError as error:
+        raise dg.Failure(description=str(error)) from error
+
+
+def _materialize(
+    context: dg.AssetExecutionContext,
+    mlflow_tracking: MlflowTracking,
+    frame: pd.DataFrame,
+    paths: list[Path],
+) -> dg.Output[pd.DataFrame]:
+    import mlflow
+
+    with mlflow_tracking.asset_run(context) as run:
+        mlflow.log_params(
+            {"files": len(paths), "first_file": paths[0].name, "last_file": paths[-1].name}
+        )
+        mlflow.log_metrics({"row_count": len(frame), "column_count": frame.shape[1]})
+    return dg.Output(
+        frame,
+        metadata={
+            **table_metadata(frame),
+            "files": dg.MetadataValue.json([str(path) for path in paths]),
+            **run.metadata(),
+        },
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas", "csv"}, owners=OWNERS, code_version="1")
+def raw_flights(
+    context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
+) -> dg.Output[pd.DataFrame]:
+    """Every landed flight departing New York City, with typed columns."""
+    paths = landing_zone.monthly_files("flights")
+    return _materialize(context, mlflow_tracking, _read(paths, raw.FLIGHTS_SCHEMA), paths)
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas", "csv"}, owners=OWNERS, code_version="1")
+def raw_weather(
+    context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
+) -> dg.Output[pd.DataFrame]:
+    """Hourly weather observations at the three New York airports, with typed columns."""
+    paths = landing_zone.monthly_files("weather")
+    return _materialize(context, mlflow_tracking, _read(paths, raw.WEATHER_SCHEMA), paths)
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas", "csv"}, owners=OWNERS, code_version="1")
+def raw_planes(
+    context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
+) -> dg.Output[pd.DataFrame]:
+    """Aircraft attributes by tail number (maker, model, year, seats, engines)."""
+    paths = [landing_zone.planes_file()]
+    return _materialize(context, mlflow_tracking, _read(paths, raw.PLANES_SCHEMA), paths)

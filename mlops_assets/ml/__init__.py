@@ -1,0 +1,1 @@
+"""Pure ML and data logic: plain typed functions that never import dagster."""

@@ -1,0 +1,154 @@
+"""Held-out metrics and diagnostic plots of a probabilistic classifier."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.calibration import calibration_curve
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+
+@dataclass(frozen=True)
+class ClassificationMetrics:
+    """Threshold-free and threshold metrics on held-out rows."""
+
+    roc_auc: float
+    pr_auc: float
+    log_loss: float
+    brier_score: float
+    precision: float
+    recall: float
+    f1: float
+    threshold: float
+    positive_rate: float
+    rows: int
+
+    def as_dict(self) -> dict[str, float]:
+        """The metrics as a flat mapping (for MLflow and Dagster metadata)."""
+        return {key: float(value) for key, value in asdict(self).items()}
+
+
+def classification_metrics(
+    y_true: np.ndarray, proba: np.ndarray, threshold: float
+) -> ClassificationMetrics:
+    """Compute ROC AUC, PR AUC, log loss, Brier and precision/recall/F1 at ``threshold``.
+
+    Raises:
+        ValueError: When ``y_true`` holds a single class or lengths differ.
+    """
+    if len(y_true) != len(proba):
+        raise ValueError(f"{len(y_true)} labels but {len(proba)} predictions")
+    if len(np.unique(y_true)) < 2:
+        raise ValueError("held-out labels contain a single class; AUC is undefined")
+    predicted = (proba >= threshold).astype(int)
+    return ClassificationMetrics(
+        roc_auc=float(roc_auc_score(y_true, proba)),
+        pr_auc=float(average_precision_score(y_true, proba)),
+        log_loss=float(log_loss(y_true, proba, labels=[0, 1])),
+        brier_score=float(brier_score_loss(y_true, proba)),
+        precision=float(precision_score(y_true, predicted, zero_division=0)),
+        recall=float(recall_score(y_true, predicted, zero_division=0)),
+        f1=float(f1_score(y_true, predicted, zero_division=0)),
+        threshold=float(threshold),
+        positive_rate=float(np.mean(y_true)),
+        rows=len(y_true),
+    )
+
+
+def feature_importance(
+    model: BaseEstimator, features: pd.DataFrame, y_true: np.ndarray, *, sample_rows: int, seed: int
+) -> pd.Series:
+    """Permutation importance (drop in ROC AUC) on a seeded sample of held-out rows, sorted."""
+    if len(features) > sample_rows:
+        sample = features.sample(n=sample_rows, random_state=seed)
+        y_sample = y_true[features.index.get_indexer(sample.index)]
+    else:
+        sample, y_sample = features, y_true
+    result = permutation_importance(
+        model, sample, y_sample, scoring="roc_auc", n_repeats=3, random_state=seed, n_jobs=1
+    )
+    return pd.Series(result.importances_mean, index=features.columns).sort_values(ascending=False)
+
+
+def _png(figure: object) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")  # type: ignore[attr-defined]
+    plt.close(figure)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def diagnostic_plots(
+    y_true: np.ndarray, proba: np.ndarray, threshold: float, importance: pd.Series
+) -> dict[str, bytes]:
+    """ROC, precision-recall, calibration, confusion-matrix and importance plots as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, bytes] = {}
+    fpr, tpr, _ = roc_curve(y_true, proba)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(fpr, tpr, label=f"AUC = {roc_auc_score(y_true, proba):.3f}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC curve")
+    ax.legend(loc="lower right")
+    plots["roc_curve.png"] = _png(fig)
+
+    precision, recall, _ = precision_recall_curve(y_true, proba)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(recall, precision, label=f"AP = {average_precision_score(y_true, proba):.3f}")
+    ax.axhline(float(np.mean(y_true)), linestyle="--", color="grey", label="base rate")
+    ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall curve")
+    ax.legend(loc="upper right")
+    plots["pr_curve.png"] = _png(fig)
+
+    observed, predicted = calibration_curve(y_true, proba, n_bins=10, strategy="quantile")
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot(predicted, observed, marker="o")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set(
+        xlabel="Mean predicted probability", ylabel="Observed delayed share", title="Calibration"
+    )
+    plots["calibration_curve.png"] = _png(fig)
+
+    matrix = confusion_matrix(y_true, (proba >= threshold).astype(int), labels=[0, 1])
+    fig, ax = plt.subplots(figsize=(4, 3.5))
+    ax.imshow(matrix, cmap="Blues")
+    for (row, col), count in np.ndenumerate(matrix):
+        ax.text(col, row, f"{count:,}", ha="center", va="center")
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["on time", "late"],
+        yticklabels=["on time", "late"],
+        xlabel="Predicted",
+        ylabel="Actual",
+        title=f"Confusion matrix (threshold {threshold:.2f})",
+    )
+    plots["confusion_matrix.png"] = _png(fig)
+
+    top = importance.head(15)[::-1]
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.barh(top.index, top.to_numpy())
+    ax.set(xlabel="Drop in ROC AUC when permuted", title="Feature importance")
+    plots["feature_importance.png"] = _png(fig)
+    return plots

@@ -1,0 +1,390 @@
+"""Feature engineering: what is known about a flight at its prediction moment.
+
+The prediction moment is the scheduled departure minus a lead time. A flight's features use
+only its schedule, static attributes (plane, route) and events that happened strictly
+before that moment: weather observations already reported, and other flights' departures
+that already happened. The flight's own ``dep_time``, ``dep_delay``, ``arr_time`` and
+``air_time`` never enter. All clocks are UTC (``time_hour`` is UTC in the feed), so daylight
+saving time cannot reorder events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+TARGET = "is_delayed"
+DELAY_THRESHOLD_MINUTES = 15
+
+CATEGORICAL_FEATURES: tuple[str, ...] = (
+    "carrier",
+    "origin",
+    "dest",
+    "plane_manufacturer",
+    "plane_type",
+    "plane_engine",
+)
+NUMERIC_FEATURES: tuple[str, ...] = (
+    "sched_hour",
+    "sched_minute",
+    "day_of_week",
+    "distance",
+    "origin_flights_this_hour",
+    "plane_age",
+    "plane_seats",
+    "plane_engines",
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+    "weather_age_minutes",
+    "origin_recent_dep_delay",
+    "origin_recent_delayed_share",
+    "minutes_since_origin_departure",
+    "origin_backlog",
+    "dest_recent_dep_delay",
+    "minutes_since_dest_departure",
+    "carrier_origin_recent_dep_delay",
+    "tail_prev_leg_delay",
+    "tail_sched_gap_minutes",
+    "tail_leg_of_day",
+)
+FEATURE_COLUMNS: tuple[str, ...] = CATEGORICAL_FEATURES + NUMERIC_FEATURES
+# Identify a row and place it in time; not model inputs.
+KEY_COLUMNS: tuple[str, ...] = ("month", "sched_dep_utc", "carrier_flight", "tailnum")
+
+PREVIOUS_LEG_HORIZON_HOURS = 24
+
+WEATHER_COLUMNS: tuple[str, ...] = (
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+)
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How features are built.
+
+    Attributes:
+        lead_time_minutes: The prediction moment is this long before scheduled departure.
+        recent_departures: How many earlier departures the "recent delay" averages span.
+    """
+
+    lead_time_minutes: int = 60
+    recent_departures: int = 10
+
+
+@dataclass(frozen=True)
+class FeatureSummary:
+    """Counts that describe a feature build, for metadata."""
+
+    rows: int
+    excluded_no_arrival: int
+    delayed_share: float
+    weather_coverage: float
+    plane_coverage: float
+
+
+def _minutes(delta: pd.Series) -> pd.Series:
+    return delta.dt.total_seconds() / 60.0
+
+
+def _utc_naive(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return pd.to_datetime(values)
+
+
+def flight_clock(flights: pd.DataFrame, lead_time_minutes: int) -> pd.DataFrame:
+    """Scheduled departure, prediction moment and actual departure of each flight, in UTC.
+
+    Args:
+        flights: Raw flights (``time_hour`` is the scheduled hour in UTC).
+        lead_time_minutes: Minutes between the prediction moment and scheduled departure.
+
+    Returns:
+        A frame aligned with ``flights`` with ``sched_dep_utc``, ``moment`` and
+        ``actual_dep_utc`` (NaT for flights that never left).
+    """
+    sched = _utc_naive(flights["time_hour"]) + pd.to_timedelta(
+        flights["minute"].astype("int64"), unit="min"
+    )
+    actual = sched + pd.to_timedelta(flights["dep_delay"].astype("float64"), unit="min")
+    moment = sched - pd.Timedelta(minutes=lead_time_minutes)
+    return pd.DataFrame({"sched_dep_utc": sched, "moment": moment, "actual_dep_utc": actual})
+
+
+def _recent_departures(
+    events: pd.DataFrame, queries: pd.DataFrame, by: str, window: int, prefix: str
+) -> pd.DataFrame:
+    """For each query moment, stats of the last ``window`` departures of its group before it.
+
+    ``events`` has ``by``, ``actual_dep_utc`` and ``dep_delay`` for flights that left;
+    ``queries`` has ``by`` and ``moment``. Only departures strictly before the moment count.
+    """
+    departed = events.sort_values("actual_dep_utc", kind="stable")
+    grouped = departed.groupby(by, observed=True)["dep_delay"]
+    departed = departed.assign(
+        **{
+            f"{prefix}_recent_dep_delay": grouped.transform(
+                lambda s: s.rolling(window, min_periods=1).mean()
+            ),
+            f"{prefix}_recent_delayed_share": grouped.transform(
+                lambda s: (
+                    (s >= DELAY_THRESHOLD_MINUTES)
+                    .astype("float64")
+                    .rolling(window, min_periods=1)
+                    .mean()
+                )
+            ),
+            "last_departure": departed["actual_dep_utc"],
+        }
+    )
+    ordered = queries.reset_index().sort_values("moment", kind="stable")
+    joined = pd.merge_asof(
+        ordered,
+        departed[
+            [
+                by,
+                "actual_dep_utc",
+                "last_departure",
+                f"{prefix}_recent_dep_delay",
+                f"{prefix}_recent_delayed_share",
+            ]
+        ],
+        left_on="moment",
+        right_on="actual_dep_utc",
+        by=by,
+        allow_exact_matches=False,
+        direction="backward",
+    ).set_index("index")
+    joined[f"minutes_since_{prefix}_departure"] = _minutes(
+        joined["moment"] - joined["last_departure"]
+    )
+    return joined.drop(columns=["actual_dep_utc", "last_departure", "moment", by])
+
+
+def _origin_backlog(clock: pd.DataFrame, origin: pd.Series) -> pd.Series:
+    """Flights from the origin scheduled earlier the same UTC day that had not left by the moment.
+
+    Counted as (scheduled before the moment) minus (departed before the moment), both within
+    the flight's origin and scheduled day: only the schedule and past departures enter.
+    """
+    day = clock["sched_dep_utc"].dt.floor("D")
+    group = pd.Series(
+        pd.factorize(pd.MultiIndex.from_arrays([origin.astype(str), day]))[0], index=clock.index
+    )
+    base = group.to_numpy(np.int64) * 10**12  # minutes since epoch fit well below 10**12
+    sched_key = np.sort(base + _epoch_minutes(clock["sched_dep_utc"]))
+    actual = _epoch_minutes(clock["actual_dep_utc"])
+    actual_key = np.sort((base + actual)[~np.isnan(actual)])
+    query = base + _epoch_minutes(clock["moment"])
+    scheduled_before = np.searchsorted(sched_key, query, side="left") - np.searchsorted(
+        sched_key, base, side="left"
+    )
+    departed_before = np.searchsorted(actual_key, query, side="left") - np.searchsorted(
+        actual_key, base, side="left"
+    )
+    return pd.Series(
+        np.clip(scheduled_before - departed_before, 0, None), index=clock.index, dtype="float64"
+    )
+
+
+def _epoch_minutes(values: pd.Series) -> np.ndarray:
+    minutes = (values - pd.Timestamp("1970-01-01")).dt.total_seconds() / 60.0
+    return minutes.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _tail_history(flights: pd.DataFrame, clock: pd.DataFrame) -> pd.DataFrame:
+    """The same aircraft's previous New York departure, as known at the moment.
+
+    Only a previous leg scheduled within ``PREVIOUS_LEG_HORIZON_HOURS`` counts (older ones say
+    nothing about this rotation). The previous leg's schedule is known in advance. Its delay
+    is known exactly if it left before the moment; if it was due before the moment but had
+    not left, it is known to be at least (moment - its scheduled departure) late; otherwise
+    it is unknown.
+    """
+    legs = pd.DataFrame(
+        {
+            "tailnum": flights["tailnum"].astype("string"),
+            "sched": clock["sched_dep_utc"],
+            "actual": clock["actual_dep_utc"],
+            "moment": clock["moment"],
+            "delay": flights["dep_delay"].astype("float64"),
+        }
+    ).dropna(subset=["tailnum"])
+    legs = legs.sort_values(["tailnum", "sched"], kind="stable")
+    previous = legs.groupby("tailnum", sort=False)[["sched", "actual", "delay"]].shift(1)
+    recent = (legs["sched"] - previous["sched"]) <= pd.Timedelta(hours=PREVIOUS_LEG_HORIZON_HOURS)
+    known = recent & (previous["actual"] < legs["moment"])
+    due = recent & (previous["sched"] < legs["moment"])
+    lower_bound = _minutes(legs["moment"] - previous["sched"])
+    prev_delay = np.where(known, previous["delay"], np.where(due, lower_bound, np.nan))
+    gap = _minutes(legs["sched"] - previous["sched"]).where(recent)
+    day = legs["sched"].dt.floor("D")
+    leg_of_day = legs.groupby([legs["tailnum"], day], sort=False).cumcount() + 1
+    out = pd.DataFrame(
+        {
+            "tail_prev_leg_delay": pd.Series(prev_delay, index=legs.index),
+            "tail_sched_gap_minutes": gap,
+            "tail_leg_of_day": leg_of_day.astype("float64"),
+        }
+    )
+    return out.reindex(flights.index)
+
+
+def _origin_weather(
+    flights: pd.DataFrame, weather: pd.DataFrame, clock: pd.DataFrame
+) -> pd.DataFrame:
+    """The origin's latest hourly observation reported strictly before the moment."""
+    obs = weather.assign(
+        observed_utc=_utc_naive(weather["time_hour"]), origin=weather["origin"].astype(str)
+    )
+    obs = obs.sort_values("observed_utc", kind="stable").drop_duplicates(
+        ["origin", "observed_utc"], keep="last"
+    )
+    queries = pd.DataFrame({"origin": flights["origin"].astype(str), "moment": clock["moment"]})
+    ordered = queries.reset_index().sort_values("moment", kind="stable")
+    joined = pd.merge_asof(
+        ordered,
+        obs[["origin", "observed_utc", *WEATHER_COLUMNS]],
+        left_on="moment",
+        right_on="observed_utc",
+        by="origin",
+        allow_exact_matches=False,
+        direction="backward",
+        tolerance=pd.Timedelta(hours=3),
+    ).set_index("index")
+    joined["weather_age_minutes"] = _minutes(joined["moment"] - joined["observed_utc"])
+    return (
+        joined[[*WEATHER_COLUMNS, "weather_age_minutes"]].astype("float64").reindex(flights.index)
+    )
+
+
+def build_features(
+    flights: pd.DataFrame,
+    weather: pd.DataFrame,
+    planes: pd.DataFrame,
+    settings: FeatureSettings = FeatureSettings(),
+) -> tuple[pd.DataFrame, FeatureSummary]:
+    """Join flights with origin weather, plane attributes and the pre-moment state of the airport.
+
+    Args:
+        flights: Raw flights (all flights, including cancelled ones: their absence of a
+            departure is itself known at the moment).
+        weather: Raw hourly weather observations at the three New York airports.
+        planes: Raw plane attributes by tail number.
+        settings: Lead time and history window.
+
+    Returns:
+        One row per flight that has an arrival delay (cancelled and diverted flights are
+        excluded, since their label is undefined), with key columns, feature columns and the
+        ``is_delayed`` target (arrival delay of 15 minutes or more); and a summary.
+    """
+    flights = flights.reset_index(drop=True)
+    clock = flight_clock(flights, settings.lead_time_minutes)
+    origin = flights["origin"].astype(str)
+    departed = clock["actual_dep_utc"].notna()
+    events = pd.DataFrame(
+        {
+            "origin": origin,
+            "dest": flights["dest"].astype(str),
+            "carrier_origin": flights["carrier"].astype(str) + "@" + origin,
+            "actual_dep_utc": clock["actual_dep_utc"],
+            "dep_delay": flights["dep_delay"].astype("float64"),
+        }
+    )[departed]
+    queries = pd.DataFrame(
+        {
+            "origin": origin,
+            "dest": flights["dest"].astype(str),
+            "carrier_origin": flights["carrier"].astype(str) + "@" + origin,
+            "moment": clock["moment"],
+        }
+    )
+    window = settings.recent_departures
+    by_origin = _recent_departures(
+        events, queries[["origin", "moment"]], "origin", window, "origin"
+    )
+    by_dest = _recent_departures(events, queries[["dest", "moment"]], "dest", window, "dest")
+    by_carrier = _recent_departures(
+        events, queries[["carrier_origin", "moment"]], "carrier_origin", window, "carrier_origin"
+    )
+    local_sched_hour = flights["hour"].astype("int64")
+    plane = planes.drop_duplicates("tailnum").set_index("tailnum")
+    tail = flights["tailnum"].astype("string")
+    sched_day = clock["sched_dep_utc"].dt.floor("h")
+    features = pd.DataFrame(
+        {
+            "month": flights["month"].astype("int8"),
+            "sched_dep_utc": clock["sched_dep_utc"],
+            "carrier_flight": flights["carrier"].astype(str) + flights["flight"].astype(str),
+            "tailnum": tail,
+            "carrier": flights["carrier"].astype(str),
+            "origin": origin,
+            "dest": flights["dest"].astype(str),
+            "plane_manufacturer": tail.map(plane["manufacturer"].astype(str)).astype(object),
+            "plane_type": tail.map(plane["type"].astype(str)).astype(object),
+            "plane_engine": tail.map(plane["engine"].astype(str)).astype(object),
+            "sched_hour": local_sched_hour.astype("float64"),
+            "sched_minute": flights["minute"].astype("float64"),
+            "day_of_week": pd.to_datetime(
+                pd.DataFrame(
+                    {"year": flights["year"], "month": flights["month"], "day": flights["day"]}
+                )
+            ).dt.dayofweek.astype("float64"),
+            "distance": flights["distance"].astype("float64"),
+            "origin_flights_this_hour": origin.groupby([origin, sched_day])
+            .transform("size")
+            .astype("float64"),
+            "plane_age": (
+                flights["year"].astype("float64") - tail.map(plane["year"]).astype("float64")
+            ),
+            "plane_seats": tail.map(plane["seats"]).astype("float64"),
+            "plane_engines": tail.map(plane["engines"]).astype("float64"),
+        }
+    )
+    features = features.join(_origin_weather(flights, weather, clock))
+    features = features.join(
+        by_origin[
+            [
+                "origin_recent_dep_delay",
+                "origin_recent_delayed_share",
+                "minutes_since_origin_departure",
+            ]
+        ]
+    )
+    features["origin_backlog"] = _origin_backlog(clock, origin)
+    features = features.join(by_dest[["dest_recent_dep_delay", "minutes_since_dest_departure"]])
+    features["carrier_origin_recent_dep_delay"] = by_carrier["carrier_origin_recent_dep_delay"]
+    features = features.join(_tail_history(flights, clock))
+
+    has_arrival = flights["arr_delay"].notna()
+    features[TARGET] = (flights["arr_delay"] >= DELAY_THRESHOLD_MINUTES).astype("int8")
+    features = features[has_arrival].reset_index(drop=True)
+    for column in CATEGORICAL_FEATURES:
+        features[column] = features[column].where(features[column] != "nan")
+    summary = FeatureSummary(
+        rows=len(features),
+        excluded_no_arrival=int((~has_arrival).sum()),
+        delayed_share=float(features[TARGET].mean()) if len(features) else float("nan"),
+        weather_coverage=float(features["visib"].notna().mean()) if len(features) else float("nan"),
+        plane_coverage=float(features["plane_seats"].notna().mean())
+        if len(features)
+        else float("nan"),
+    )
+    return features[[*KEY_COLUMNS, *FEATURE_COLUMNS, TARGET]], summary

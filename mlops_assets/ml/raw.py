@@ -1,0 +1,130 @@
+"""Typed reading of raw landing files: the declared columns, their dtypes, clear errors.
+
+Every failure names the file, the column and the offending values, so an operator knows
+what to fix before re-landing the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from mlops_assets.landing import LandingError
+
+# Column -> dtype, as the feed documents them. Integers that may be missing are floats.
+FLIGHTS_SCHEMA: Mapping[str, str] = {
+    "year": "int16",
+    "month": "int8",
+    "day": "int8",
+    "dep_time": "float32",
+    "sched_dep_time": "int16",
+    "dep_delay": "float32",
+    "arr_time": "float32",
+    "sched_arr_time": "int16",
+    "arr_delay": "float32",
+    "carrier": "category",
+    "flight": "int16",
+    "tailnum": "string",
+    "origin": "category",
+    "dest": "category",
+    "air_time": "float32",
+    "distance": "int16",
+    "hour": "int8",
+    "minute": "int8",
+    "time_hour": "datetime",
+}
+
+WEATHER_SCHEMA: Mapping[str, str] = {
+    "origin": "category",
+    "year": "int16",
+    "month": "int8",
+    "day": "int8",
+    "hour": "int8",
+    "temp": "float32",
+    "dewp": "float32",
+    "humid": "float32",
+    "wind_dir": "float32",
+    "wind_speed": "float32",
+    "wind_gust": "float32",
+    "precip": "float32",
+    "pressure": "float32",
+    "visib": "float32",
+    "time_hour": "datetime",
+}
+
+PLANES_SCHEMA: Mapping[str, str] = {
+    "tailnum": "string",
+    "year": "float32",
+    "type": "category",
+    "manufacturer": "category",
+    "model": "category",
+    "engines": "int8",
+    "seats": "int16",
+    "speed": "float32",
+    "engine": "category",
+}
+
+
+def _coerce(path: Path, column: str, values: pd.Series, dtype: str) -> pd.Series:
+    if dtype == "datetime":
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    elif dtype in ("category", "string"):
+        return values.astype(dtype)
+    else:
+        parsed = pd.to_numeric(values, errors="coerce")
+    bad = values.notna() & parsed.isna()
+    if bad.any():
+        examples = ", ".join(repr(v) for v in values[bad].unique()[:5])
+        raise LandingError(
+            f"{path}: column {column!r} expects {dtype} values, got {examples} "
+            f"({int(bad.sum())} bad rows)"
+        )
+    if dtype.startswith("int"):
+        if parsed.isna().any():
+            first = int(parsed.isna().to_numpy().argmax())
+            raise LandingError(f"{path}: column {column!r} is empty at row {first + 1}")
+        if (parsed != parsed.round()).any():
+            examples = ", ".join(repr(v) for v in values[parsed != parsed.round()].unique()[:5])
+            raise LandingError(f"{path}: column {column!r} expects whole numbers, got {examples}")
+    return parsed.astype(dtype) if dtype != "datetime" else parsed
+
+
+def read_raw_csv(path: Path, schema: Mapping[str, str]) -> pd.DataFrame:
+    """Read one landing CSV (optionally gzip-compressed) into the declared dtypes.
+
+    Args:
+        path: The landing file.
+        schema: Column name to dtype (``"datetime"`` for ISO-8601 UTC timestamps).
+
+    Returns:
+        The frame with exactly the schema's columns, in the schema's order.
+
+    Raises:
+        LandingError: On an unreadable file, missing columns or values of the wrong type.
+    """
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=True, na_values=["NA"])
+    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise LandingError(f"{path}: cannot be read as gzip CSV: {error}") from error
+    except pd.errors.EmptyDataError as error:
+        raise LandingError(f"{path}: the file is empty") from error
+    missing = [column for column in schema if column not in frame.columns]
+    if missing:
+        raise LandingError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
+    return pd.DataFrame(
+        {column: _coerce(path, column, frame[column], dtype) for column, dtype in schema.items()}
+    )
+
+
+def concat_typed(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate typed frames, keeping categorical columns categorical."""
+    parts = list(frames)
+    categorical = [
+        c for c in parts[0].columns if isinstance(parts[0][c].dtype, pd.CategoricalDtype)
+    ]
+    combined = pd.concat(
+        [part.astype({c: "string" for c in categorical}) for part in parts], ignore_index=True
+    )
+    return combined.astype({c: "category" for c in categorical})

@@ -1,0 +1,32 @@
+"""The resources every asset is bound to; resource keys are the same in every environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_assets.resources.io_managers import LakeIOManager, RecordIOManager
+from mlops_assets.resources.landing_zone import LandingZone
+from mlops_assets.resources.mlflow_tracking import AssetRun, MlflowTracking
+
+__all__ = [
+    "AssetRun",
+    "LakeIOManager",
+    "LandingZone",
+    "MlflowTracking",
+    "RecordIOManager",
+    "build_resources",
+]
+
+
+def build_resources() -> dict[str, Any]:
+    """Resources of the embedded local profile: files under the data dir, MLflow on SQLite.
+
+    Every location they use is resolved when a run starts, from ``MLOPS_DATA_DIR`` and
+    ``MLFLOW_TRACKING_URI``, so the same definitions serve tests, users and CI.
+    """
+    return {
+        "landing_zone": LandingZone(),
+        "mlflow_tracking": MlflowTracking(),
+        "io_manager": LakeIOManager(),
+        "record_io_manager": RecordIOManager(),
+    }

@@ -1,0 +1,80 @@
+"""IO managers: DataFrames as Parquet, small records as JSON, under one base path.
+
+The base path is a local folder by default and any fsspec URL (``s3://…``, ``gs://…``) in
+production, through universal-pathlib.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from pydantic import BaseModel, Field
+from upath import UPath
+
+from mlops_assets import settings
+
+
+class _ParquetIOManager(dg.UPathIOManager):
+    extension = ".parquet"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        import pandas as pd
+
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: expected a DataFrame, got {type(obj)}"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            obj.to_parquet(handle, index=False)
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        import pandas as pd
+
+        with path.open("rb") as handle:
+            return pd.read_parquet(handle)
+
+
+class _JsonIOManager(dg.UPathIOManager):
+    extension = ".json"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        if not isinstance(obj, BaseModel):
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: expected a pydantic model, got {type(obj)}"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(obj.model_dump_json(indent=2))
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        model_type = context.dagster_type.typing_type
+        if not (isinstance(model_type, type) and issubclass(model_type, BaseModel)):
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: annotate the input with a pydantic model"
+            )
+        return model_type.model_validate_json(path.read_text())
+
+
+class LakeIOManager(dg.ConfigurableIOManagerFactory):
+    """Stores DataFrames as Parquet files under a base path (local folder or fsspec URL)."""
+
+    base_path: str | None = Field(
+        default=None, description="Folder or URL; empty means <data dir>/lake."
+    )
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> dg.UPathIOManager:
+        """Build the Parquet IO manager."""
+        return _ParquetIOManager(base_path=UPath(self.base_path or settings.lake_dir()))
+
+
+class RecordIOManager(dg.ConfigurableIOManagerFactory):
+    """Stores small pydantic records (model references, reports) as JSON under a base path."""
+
+    base_path: str | None = Field(
+        default=None, description="Folder or URL; empty means <data dir>/lake."
+    )
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> dg.UPathIOManager:
+        """Build the JSON IO manager."""
+        return _JsonIOManager(base_path=UPath(self.base_path or settings.lake_dir()))

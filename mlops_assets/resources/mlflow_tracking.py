@@ -1,0 +1,292 @@
+"""MLflow tracking injected into assets: one parent run per Dagster run, one nested run per asset.
+
+What is kept from dagster-mlflow: its lookup of the Dagster run's MLflow run by the
+``dagster_run_id`` tag (the same tag is set here, so runs made by either are found by the
+other) and the idea of one MLflow run shared by every step process of a Dagster run.
+
+What is replaced, and why: ``dagster_mlflow.mlflow_tracking`` is a legacy untyped
+``@resource`` that copies all of ``mlflow`` onto a class through a metaclass and keeps one
+process-global active run; its ``end_mlflow_on_run_finished`` hook ends the MLflow run after
+the topologically last op *of the job*, so with an asset selection, a failure or steps in
+several processes the run is closed early or never (dagster-io/dagster#21872). Here each
+asset opens its own nested run and closes it FINISHED or FAILED when it ends; the parent's
+status is recomputed from its children every time one of them ends, so the parent ends
+FINISHED or FAILED whatever the executor, the selection, or re-execution from failure.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from mlops_assets import settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+# dagster-mlflow's tag for "the MLflow run of this Dagster run".
+DAGSTER_RUN_TAG = "dagster_run_id"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
+
+
+@cache
+def git_commit() -> str:
+    """The commit of the checkout this package runs from, or ``unknown`` outside git."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def log_files(files: dict[str, bytes], artifact_path: str) -> None:
+    """Log in-memory files to the active MLflow run under ``artifact_path``, in one upload."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, payload in files.items():
+            (Path(scratch) / name).write_bytes(payload)
+        mlflow.log_artifacts(scratch, artifact_path)
+
+
+@dataclass(frozen=True)
+class AssetRun:
+    """The nested MLflow run of one asset materialization (active while the block runs)."""
+
+    run_id: str
+    parent_run_id: str
+    experiment_id: str
+    url: str
+
+    def metadata(self) -> dict[str, dg.MetadataValue]:
+        """Dagster metadata that links the materialization to this MLflow run."""
+        return {
+            "mlflow_run": dg.MetadataValue.url(self.url),
+            "mlflow_run_id": dg.MetadataValue.text(self.run_id),
+        }
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """MLflow tracking and registry for the pipeline's assets."""
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="Tracking URI; empty means $MLFLOW_TRACKING_URI, "
+        "else sqlite:///<data dir>/mlflow.db.",
+    )
+    registry_uri: str | None = Field(
+        default=None, description="Registry URI; empty means the tracking URI."
+    )
+    experiment_name: str = Field(
+        default="flight_delay", description="Experiment that holds the runs."
+    )
+    artifact_location: str | None = Field(
+        default=None,
+        description=(
+            "Artifact root for a new experiment; empty means <data dir>/mlartifacts for a local "
+            "database store and the server's own default for an http(s) tracking server."
+        ),
+    )
+    model_name: str = Field(default="flight_delay_classifier", description="Registered model name.")
+    ui_url: str | None = Field(
+        default=None,
+        description="Base URL of the MLflow UI for links; empty means the tracking URI when it is "
+        "http(s), else http://127.0.0.1:5000.",
+    )
+    dagster_ui_url: str = Field(
+        default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for links back."
+    )
+
+    _client: MlflowClient | None = PrivateAttr(default=None)
+    _experiment_id: str | None = PrivateAttr(default=None)
+
+    def resolved_tracking_uri(self) -> str:
+        """The tracking URI in use."""
+        return self.tracking_uri or settings.default_tracking_uri()
+
+    def client(self) -> MlflowClient:
+        """An MLflow client bound to this resource's tracking and registry URIs."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(
+                tracking_uri=self.resolved_tracking_uri(), registry_uri=self.registry_uri
+            )
+        return self._client
+
+    def _ui_base(self) -> str:
+        uri = self.resolved_tracking_uri()
+        base = self.ui_url or (
+            uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+        )
+        return base.rstrip("/")
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """Link to a run in the MLflow UI."""
+        return f"{self._ui_base()}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def dagster_run_url(self, run_id: str) -> str:
+        """Link to a run in the Dagster UI."""
+        return f"{self.dagster_ui_url.rstrip('/')}/runs/{run_id}"
+
+    def model_version_url(self, version: str) -> str:
+        """Link to a registered model version in the MLflow UI."""
+        return f"{self._ui_base()}/#/models/{self.model_name}/versions/{version}"
+
+    def experiment_id(self) -> str:
+        """The experiment's id, created on first use (safe when several processes race)."""
+        if self._experiment_id is None:
+            from mlflow.exceptions import MlflowException
+
+            client = self.client()
+            experiment = client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                location = self.artifact_location
+                if location is None and not self.resolved_tracking_uri().startswith(
+                    ("http://", "https://")
+                ):
+                    location = settings.default_artifact_location()
+                try:
+                    self._experiment_id = client.create_experiment(
+                        self.experiment_name, artifact_location=location
+                    )
+                except MlflowException as error:
+                    if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    experiment = client.get_experiment_by_name(self.experiment_name)
+            if self._experiment_id is None:
+                assert experiment is not None
+                self._experiment_id = experiment.experiment_id
+        return self._experiment_id
+
+    def _parent_runs(self, dagster_run_id: str) -> list[Run]:
+        runs = self.client().search_runs(
+            [self.experiment_id()], filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}'"
+        )
+        return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+
+    def parent_run_id(self, context: dg.AssetExecutionContext) -> str:
+        """The MLflow run of this Dagster run, created by whichever step needs it first.
+
+        Step processes may race to create it; each creator then elects the earliest run with
+        the tag and deletes its own if it lost, so all steps converge on one parent.
+        """
+        client = self.client()
+        run = context.run
+        existing = self._parent_runs(run.run_id)
+        if existing:
+            parent = existing[0]
+        else:
+            created = client.create_run(
+                self.experiment_id(),
+                run_name=f"{run.job_name}-{run.run_id[:8]}",
+                tags={
+                    DAGSTER_RUN_TAG: run.run_id,
+                    "dagster.run_id": run.run_id,
+                    "dagster.job": run.job_name,
+                    "dagster.root_run_id": run.root_run_id or run.run_id,
+                    "dagster.parent_run_id": run.parent_run_id or "",
+                    "dagster.run_url": self.dagster_run_url(run.run_id),
+                    "mlflow.source.git.commit": git_commit(),
+                    "git_commit": git_commit(),
+                    "mlflow.note.content": (
+                        f"Dagster run [{run.run_id}]({self.dagster_run_url(run.run_id)}) "
+                        f"of job `{run.job_name}`."
+                    ),
+                },
+            )
+            parent = self._parent_runs(run.run_id)[0]
+            if parent.info.run_id != created.info.run_id:
+                client.delete_run(created.info.run_id)
+        if parent.info.status != RUNNING:
+            client.update_run(parent.info.run_id, status=RUNNING)
+        return parent.info.run_id
+
+    def _finish_parent(self, parent_run_id: str) -> None:
+        """End the parent when none of its nested runs is still running.
+
+        Every nested run ends itself before calling this, so the last one to end always sees
+        all of its siblings ended and leaves the parent FINISHED, or FAILED if any failed.
+        """
+        client = self.client()
+        children = client.search_runs(
+            [self.experiment_id()], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"
+        )
+        if any(child.info.status == RUNNING for child in children):
+            return
+        failed = any(child.info.status in (FAILED, KILLED) for child in children)
+        end_time = max((child.info.end_time or 0 for child in children), default=None)
+        client.set_terminated(
+            parent_run_id, status=FAILED if failed else FINISHED, end_time=end_time
+        )
+
+    @contextmanager
+    def asset_run(self, context: dg.AssetExecutionContext) -> Iterator[AssetRun]:
+        """Open this materialization's nested MLflow run and make it MLflow's active run.
+
+        Inside the block, ``mlflow.log_*`` calls go to the nested run. It ends FINISHED when
+        the block succeeds, and FAILED (KILLED if interrupted) when it raises, then the
+        parent's status is brought up to date.
+        """
+        import mlflow
+
+        mlflow.set_tracking_uri(self.resolved_tracking_uri())
+        if self.registry_uri:
+            mlflow.set_registry_uri(self.registry_uri)
+        client = self.client()
+        parent_run_id = self.parent_run_id(context)
+        asset_key = context.asset_key
+        tags = {
+            PARENT_RUN_TAG: parent_run_id,
+            "dagster.run_id": context.run_id,
+            "dagster.job": context.run.job_name,
+            "dagster.asset_key": asset_key.to_user_string(),
+            "dagster.code_version": context.assets_def.code_versions_by_key.get(asset_key) or "",
+            "dagster.run_url": self.dagster_run_url(context.run_id),
+            "mlflow.source.git.commit": git_commit(),
+            "git_commit": git_commit(),
+        }
+        run_name = asset_key.to_user_string()
+        if context.has_partition_key:
+            tags["dagster.partition_key"] = context.partition_key
+            run_name = f"{run_name}[{context.partition_key}]"
+        nested = client.create_run(self.experiment_id(), run_name=run_name, tags=tags)
+        run_id = nested.info.run_id
+        status = FAILED
+        try:
+            with mlflow.start_run(run_id=run_id, log_system_metrics=False):
+                try:
+                    yield AssetRun(
+                        run_id=run_id,
+                        parent_run_id=parent_run_id,
+                        experiment_id=self.experiment_id(),
+                        url=self.run_url(self.experiment_id(), run_id),
+                    )
+                except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
+                    status = KILLED
+                    raise
+                status = FINISHED
+        finally:
+            # start_run's own exit marks the run; set the status explicitly so an interrupt
+            # reads KILLED and nothing is left RUNNING.
+            client.set_terminated(run_id, status=status)
+            self._finish_parent(parent_run_id)
