@@ -53,31 +53,34 @@ def model_evaluation(
     from mlops_assets.ml.packaging import OUTPUT_COLUMN
     from mlops_assets.ml.training import temporal_split
 
-    split = temporal_split(flight_features)
-    if split.holdout_month != trained_model.holdout_month:
-        raise dg.Failure(
-            description=(
-                f"flight_features now holds out month {split.holdout_month} but trained_model was "
-                f"trained holding out month {trained_model.holdout_month}: "
-                "materialize trained_model first."
-            )
-        )
-    features = split.holdout[list(FEATURE_COLUMNS)]
-    y_true = split.holdout[TARGET].to_numpy()
-    model = mlflow.pyfunc.load_model(trained_model.model_uri)
-    proba = model.predict(features)[OUTPUT_COLUMN].to_numpy()
-    metrics = classification_metrics(y_true, proba, config.threshold)
-    classifier = model.unwrap_python_model().classifier
-    importance = feature_importance(
-        classifier, features, y_true, sample_rows=config.importance_rows, seed=config.random_seed
-    )
-    plots = diagnostic_plots(y_true, proba, config.threshold, importance)
     with mlflow_tracking.asset_run(context) as run:
+        split = temporal_split(flight_features)
+        if split.holdout_month != trained_model.holdout_month:
+            raise dg.Failure(
+                description=(
+                    f"flight_features now holds out month {split.holdout_month} but "
+                    f"trained_model held out month {trained_model.holdout_month}: "
+                    "materialize trained_model first."
+                )
+            )
         mlflow.log_params({**config.model_dump(), "model_uri": trained_model.model_uri})
+        features = split.holdout[list(FEATURE_COLUMNS)]
+        y_true = split.holdout[TARGET].to_numpy()
+        model = mlflow.pyfunc.load_model(trained_model.model_uri)
+        proba = model.predict(features)[OUTPUT_COLUMN].to_numpy()
+        metrics = classification_metrics(y_true, proba, config.threshold)
         mlflow.log_metrics(
             {f"holdout_{key}": value for key, value in metrics.as_dict().items()},
             model_id=trained_model.model_id or None,
         )
+        importance = feature_importance(
+            model.unwrap_python_model().classifier,
+            features,
+            y_true,
+            sample_rows=config.importance_rows,
+            seed=config.random_seed,
+        )
+        plots = diagnostic_plots(y_true, proba, config.threshold, importance)
         log_files(plots, "plots")
         mlflow.log_dict(importance.round(6).to_dict(), "feature_importance.json")
     report = EvaluationReport(

@@ -40,20 +40,22 @@ def flight_features(
 
     from mlops_assets.ml.features import FeatureSettings, build_features
 
-    settings = FeatureSettings(
-        lead_time_minutes=config.lead_time_minutes, recent_departures=config.recent_departures
-    )
-    features, summary = build_features(raw_flights, raw_weather, raw_planes, settings)
-    numbers = {
-        "feature_rows": summary.rows,
-        "excluded_no_arrival": summary.excluded_no_arrival,
-        "delayed_share": summary.delayed_share,
-        "weather_coverage": summary.weather_coverage,
-        "plane_coverage": summary.plane_coverage,
-    }
     with mlflow_tracking.asset_run(context) as run:
         mlflow.log_params(config.model_dump())
-        mlflow.log_metrics(numbers)
+        settings = FeatureSettings(
+            lead_time_minutes=config.lead_time_minutes,
+            recent_departures=config.recent_departures,
+        )
+        features, summary = build_features(raw_flights, raw_weather, raw_planes, settings)
+        mlflow.log_metrics(
+            {
+                "feature_rows": summary.rows,
+                "excluded_no_arrival": summary.excluded_no_arrival,
+                "delayed_share": summary.delayed_share,
+                "weather_coverage": summary.weather_coverage,
+                "plane_coverage": summary.plane_coverage,
+            }
+        )
     return dg.Output(
         features,
         metadata={

@@ -1,6 +1,7 @@
 """Raw assets: the landing zone's files, read into typed tables."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -14,22 +15,20 @@ from mlops_assets.resources import LandingZone, MlflowTracking
 GROUP = "ingestion"
 
 
-def _read(paths: list[Path], schema: Mapping[str, str]) -> pd.DataFrame:
-    try:
-        return raw.concat_typed(raw.read_raw_csv(path, schema) for path in paths)
-    except LandingError as error:
-        raise dg.Failure(description=str(error)) from error
-
-
 def _materialize(
     context: dg.AssetExecutionContext,
     mlflow_tracking: MlflowTracking,
-    frame: pd.DataFrame,
-    paths: list[Path],
+    find_files: Callable[[], list[Path]],
+    schema: Mapping[str, str],
 ) -> dg.Output[pd.DataFrame]:
     import mlflow
 
     with mlflow_tracking.asset_run(context) as run:
+        paths = find_files()
+        try:
+            frame = raw.concat_typed(raw.read_raw_csv(path, schema) for path in paths)
+        except LandingError as error:
+            raise dg.Failure(description=str(error)) from error
         mlflow.log_params(
             {"files": len(paths), "first_file": paths[0].name, "last_file": paths[-1].name}
         )
@@ -49,8 +48,8 @@ def raw_flights(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:
     """Every landed flight departing New York City, with typed columns."""
-    paths = landing_zone.monthly_files("flights")
-    return _materialize(context, mlflow_tracking, _read(paths, raw.FLIGHTS_SCHEMA), paths)
+    files = partial(landing_zone.monthly_files, "flights")
+    return _materialize(context, mlflow_tracking, files, raw.FLIGHTS_SCHEMA)
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "csv"}, owners=OWNERS, code_version="1")
@@ -58,8 +57,8 @@ def raw_weather(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:
     """Hourly weather observations at the three New York airports, with typed columns."""
-    paths = landing_zone.monthly_files("weather")
-    return _materialize(context, mlflow_tracking, _read(paths, raw.WEATHER_SCHEMA), paths)
+    files = partial(landing_zone.monthly_files, "weather")
+    return _materialize(context, mlflow_tracking, files, raw.WEATHER_SCHEMA)
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "csv"}, owners=OWNERS, code_version="1")
@@ -67,5 +66,6 @@ def raw_planes(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:
     """Aircraft attributes by tail number (maker, model, year, seats, engines)."""
-    paths = [landing_zone.planes_file()]
-    return _materialize(context, mlflow_tracking, _read(paths, raw.PLANES_SCHEMA), paths)
+    return _materialize(
+        context, mlflow_tracking, lambda: [landing_zone.planes_file()], raw.PLANES_SCHEMA
+    )

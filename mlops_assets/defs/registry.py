@@ -37,26 +37,22 @@ def registered_model(
 ) -> dg.Output[RegisteredModelVersion]:
     """Registry version of the model: @challenger always, @champion when it passes the gate."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     from mlops_assets.ml.promotion import absolute_floor_gate
 
-    if model_evaluation.model_uri != trained_model.model_uri:
-        raise dg.Failure(
-            description=(
-                f"model_evaluation scored {model_evaluation.model_uri} but trained_model is "
-                f"{trained_model.model_uri}: materialize model_evaluation first."
-            )
-        )
-    roc_auc = model_evaluation.metrics["roc_auc"]
-    decision = absolute_floor_gate(roc_auc, config.min_roc_auc)
     name = mlflow_tracking.model_name
     client = mlflow_tracking.client()
     with mlflow_tracking.asset_run(context) as run:
-        try:
-            previous = str(client.get_model_version_by_alias(name, CHAMPION).version)
-        except MlflowException:
-            previous = None  # no registered model or no champion yet
+        if model_evaluation.model_uri != trained_model.model_uri:
+            raise dg.Failure(
+                description=(
+                    f"model_evaluation scored {model_evaluation.model_uri} but trained_model is "
+                    f"{trained_model.model_uri}: materialize model_evaluation first."
+                )
+            )
+        roc_auc = model_evaluation.metrics["roc_auc"]
+        decision = absolute_floor_gate(roc_auc, config.min_roc_auc)
+        previous = mlflow_tracking.alias_version(CHAMPION)
         registered = mlflow.register_model(
             trained_model.model_uri,
             name,
@@ -65,7 +61,7 @@ def registered_model(
                 "holdout_roc_auc": f"{roc_auc:.6f}",
                 "training_run_id": trained_model.run_id,
                 "evaluation_run_id": model_evaluation.run_id,
-                "dagster.run_id": context.run_id,
+                "dagster.run_id": context.run.run_id,
                 "gate": "passed" if decision.promote else "failed",
                 "gate_reason": decision.reason,
             },
@@ -78,7 +74,7 @@ def registered_model(
                 f"Trained on months {trained_model.train_months}, held out month "
                 f"{model_evaluation.holdout_month}: ROC AUC {roc_auc:.4f}. "
                 f"Gate: {decision.reason}. Dagster run "
-                f"[{context.run_id}]({mlflow_tracking.dagster_run_url(context.run_id)})."
+                f"[{context.run.run_id}]({mlflow_tracking.dagster_run_url(context.run.run_id)})."
             ),
         )
         client.set_registered_model_alias(name, CHALLENGER, version)

@@ -42,8 +42,8 @@ def trained_model(
     from mlops_assets.ml.packaging import log_pyfunc_model
     from mlops_assets.ml.training import TrainingSettings, temporal_split, train_classifier
 
-    split = temporal_split(flight_features)
     with mlflow_tracking.asset_run(context) as run:
+        split = temporal_split(flight_features)
         mlflow.log_params(
             {
                 **config.model_dump(),

@@ -6,6 +6,11 @@ before that moment: weather observations already reported, and other flights' de
 that already happened. The flight's own ``dep_time``, ``dep_delay``, ``arr_time`` and
 ``air_time`` never enter. All clocks are UTC (``time_hour`` is UTC in the feed), so daylight
 saving time cannot reorder events.
+
+A departure becomes known at ``max(actual departure, scheduled departure)``: a flight that
+leaves early is counted from its scheduled time on. This costs a few minutes of information
+on early departures and guarantees that no flight ever sees its own departure, whatever the
+lead time (its scheduled departure is never before its own prediction moment).
 """
 
 from __future__ import annotations
@@ -118,14 +123,18 @@ def flight_clock(flights: pd.DataFrame, lead_time_minutes: int) -> pd.DataFrame:
 
     Returns:
         A frame aligned with ``flights`` with ``sched_dep_utc``, ``moment`` and
-        ``actual_dep_utc`` (NaT for flights that never left).
+        ``actual_dep_utc`` and ``known_dep_utc`` (when the departure becomes known; NaT for
+        flights that never left).
     """
     sched = _utc_naive(flights["time_hour"]) + pd.to_timedelta(
         flights["minute"].astype("int64"), unit="min"
     )
     actual = sched + pd.to_timedelta(flights["dep_delay"].astype("float64"), unit="min")
     moment = sched - pd.Timedelta(minutes=lead_time_minutes)
-    return pd.DataFrame({"sched_dep_utc": sched, "moment": moment, "actual_dep_utc": actual})
+    known = actual.where(actual.isna() | (actual > sched), sched)
+    return pd.DataFrame(
+        {"sched_dep_utc": sched, "moment": moment, "actual_dep_utc": actual, "known_dep_utc": known}
+    )
 
 
 def _recent_departures(
@@ -133,10 +142,10 @@ def _recent_departures(
 ) -> pd.DataFrame:
     """For each query moment, stats of the last ``window`` departures of its group before it.
 
-    ``events`` has ``by``, ``actual_dep_utc`` and ``dep_delay`` for flights that left;
+    ``events`` has ``by``, ``known_dep_utc`` and ``dep_delay`` for flights that left;
     ``queries`` has ``by`` and ``moment``. Only departures strictly before the moment count.
     """
-    departed = events.sort_values("actual_dep_utc", kind="stable")
+    departed = events.sort_values("known_dep_utc", kind="stable")
     grouped = departed.groupby(by, observed=True)["dep_delay"]
     departed = departed.assign(
         **{
@@ -151,7 +160,7 @@ def _recent_departures(
                     .mean()
                 )
             ),
-            "last_departure": departed["actual_dep_utc"],
+            "last_departure": departed["known_dep_utc"],
         }
     )
     ordered = queries.reset_index().sort_values("moment", kind="stable")
@@ -160,14 +169,14 @@ def _recent_departures(
         departed[
             [
                 by,
-                "actual_dep_utc",
+                "known_dep_utc",
                 "last_departure",
                 f"{prefix}_recent_dep_delay",
                 f"{prefix}_recent_delayed_share",
             ]
         ],
         left_on="moment",
-        right_on="actual_dep_utc",
+        right_on="known_dep_utc",
         by=by,
         allow_exact_matches=False,
         direction="backward",
@@ -175,29 +184,29 @@ def _recent_departures(
     joined[f"minutes_since_{prefix}_departure"] = _minutes(
         joined["moment"] - joined["last_departure"]
     )
-    return joined.drop(columns=["actual_dep_utc", "last_departure", "moment", by])
+    return joined.drop(columns=["known_dep_utc", "last_departure", "moment", by])
 
 
-def _origin_backlog(clock: pd.DataFrame, origin: pd.Series) -> pd.Series:
-    """Flights from the origin scheduled earlier the same UTC day that had not left by the moment.
+def _origin_backlog(clock: pd.DataFrame, origin: pd.Series, local_day: pd.Series) -> pd.Series:
+    """Flights from the origin scheduled earlier the same local day, not yet left at the moment.
 
-    Counted as (scheduled before the moment) minus (departed before the moment), both within
-    the flight's origin and scheduled day: only the schedule and past departures enter.
+    Counted as (scheduled before the moment) minus (departure known before the moment), both
+    within the flight's origin and local day: only the schedule and past departures enter.
     """
-    day = clock["sched_dep_utc"].dt.floor("D")
     group = pd.Series(
-        pd.factorize(pd.MultiIndex.from_arrays([origin.astype(str), day]))[0], index=clock.index
+        pd.factorize(pd.MultiIndex.from_arrays([origin.astype(str), local_day]))[0],
+        index=clock.index,
     )
     base = group.to_numpy(np.int64) * 10**12  # minutes since epoch fit well below 10**12
     sched_key = np.sort(base + _epoch_minutes(clock["sched_dep_utc"]))
-    actual = _epoch_minutes(clock["actual_dep_utc"])
-    actual_key = np.sort((base + actual)[~np.isnan(actual)])
+    known = _epoch_minutes(clock["known_dep_utc"])
+    known_key = np.sort((base + known)[~np.isnan(known)])
     query = base + _epoch_minutes(clock["moment"])
     scheduled_before = np.searchsorted(sched_key, query, side="left") - np.searchsorted(
         sched_key, base, side="left"
     )
-    departed_before = np.searchsorted(actual_key, query, side="left") - np.searchsorted(
-        actual_key, base, side="left"
+    departed_before = np.searchsorted(known_key, query, side="left") - np.searchsorted(
+        known_key, base, side="left"
     )
     return pd.Series(
         np.clip(scheduled_before - departed_before, 0, None), index=clock.index, dtype="float64"
@@ -209,7 +218,7 @@ def _epoch_minutes(values: pd.Series) -> np.ndarray:
     return minutes.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _tail_history(flights: pd.DataFrame, clock: pd.DataFrame) -> pd.DataFrame:
+def _tail_history(flights: pd.DataFrame, clock: pd.DataFrame, local_day: pd.Series) -> pd.DataFrame:
     """The same aircraft's previous New York departure, as known at the moment.
 
     Only a previous leg scheduled within ``PREVIOUS_LEG_HORIZON_HOURS`` counts (older ones say
@@ -222,21 +231,21 @@ def _tail_history(flights: pd.DataFrame, clock: pd.DataFrame) -> pd.DataFrame:
         {
             "tailnum": flights["tailnum"].astype("string"),
             "sched": clock["sched_dep_utc"],
-            "actual": clock["actual_dep_utc"],
+            "known": clock["known_dep_utc"],
+            "day": local_day,
             "moment": clock["moment"],
             "delay": flights["dep_delay"].astype("float64"),
         }
     ).dropna(subset=["tailnum"])
     legs = legs.sort_values(["tailnum", "sched"], kind="stable")
-    previous = legs.groupby("tailnum", sort=False)[["sched", "actual", "delay"]].shift(1)
+    previous = legs.groupby("tailnum", sort=False)[["sched", "known", "delay"]].shift(1)
     recent = (legs["sched"] - previous["sched"]) <= pd.Timedelta(hours=PREVIOUS_LEG_HORIZON_HOURS)
-    known = recent & (previous["actual"] < legs["moment"])
+    known = recent & (previous["known"] < legs["moment"])
     due = recent & (previous["sched"] < legs["moment"])
     lower_bound = _minutes(legs["moment"] - previous["sched"])
     prev_delay = np.where(known, previous["delay"], np.where(due, lower_bound, np.nan))
     gap = _minutes(legs["sched"] - previous["sched"]).where(recent)
-    day = legs["sched"].dt.floor("D")
-    leg_of_day = legs.groupby([legs["tailnum"], day], sort=False).cumcount() + 1
+    leg_of_day = legs.groupby([legs["tailnum"], legs["day"]], sort=False).cumcount() + 1
     out = pd.DataFrame(
         {
             "tail_prev_leg_delay": pd.Series(prev_delay, index=legs.index),
@@ -298,13 +307,13 @@ def build_features(
     flights = flights.reset_index(drop=True)
     clock = flight_clock(flights, settings.lead_time_minutes)
     origin = flights["origin"].astype(str)
-    departed = clock["actual_dep_utc"].notna()
+    departed = clock["known_dep_utc"].notna()
     events = pd.DataFrame(
         {
             "origin": origin,
             "dest": flights["dest"].astype(str),
             "carrier_origin": flights["carrier"].astype(str) + "@" + origin,
-            "actual_dep_utc": clock["actual_dep_utc"],
+            "known_dep_utc": clock["known_dep_utc"],
             "dep_delay": flights["dep_delay"].astype("float64"),
         }
     )[departed]
@@ -325,6 +334,11 @@ def build_features(
         events, queries[["carrier_origin", "moment"]], "carrier_origin", window, "carrier_origin"
     )
     local_sched_hour = flights["hour"].astype("int64")
+    local_day = (
+        flights["year"].astype("int64") * 10_000
+        + flights["month"].astype("int64") * 100
+        + flights["day"].astype("int64")
+    )
     plane = planes.drop_duplicates("tailnum").set_index("tailnum")
     tail = flights["tailnum"].astype("string")
     sched_day = clock["sched_dep_utc"].dt.floor("h")
@@ -368,10 +382,10 @@ def build_features(
             ]
         ]
     )
-    features["origin_backlog"] = _origin_backlog(clock, origin)
+    features["origin_backlog"] = _origin_backlog(clock, origin, local_day)
     features = features.join(by_dest[["dest_recent_dep_delay", "minutes_since_dest_departure"]])
     features["carrier_origin_recent_dep_delay"] = by_carrier["carrier_origin_recent_dep_delay"]
-    features = features.join(_tail_history(flights, clock))
+    features = features.join(_tail_history(flights, clock, local_day))
 
     has_arrival = flights["arr_delay"].notna()
     features[TARGET] = (flights["arr_delay"] >= DELAY_THRESHOLD_MINUTES).astype("int8")

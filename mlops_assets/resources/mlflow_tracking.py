@@ -152,6 +152,18 @@ class MlflowTracking(dg.ConfigurableResource):
         """Link to a registered model version in the MLflow UI."""
         return f"{self._ui_base()}/#/models/{self.model_name}/versions/{version}"
 
+    def alias_version(self, alias: str) -> str | None:
+        """The registered model's version that carries ``alias``, or None when none does."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client().get_model_version_by_alias(self.model_name, alias).version)
+        except MlflowException as error:
+            # No registered model yet, or no version with this alias.
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
     def experiment_id(self) -> str:
         """The experiment's id, created on first use (safe when several processes race)."""
         if self._experiment_id is None:
@@ -257,11 +269,11 @@ class MlflowTracking(dg.ConfigurableResource):
         asset_key = context.asset_key
         tags = {
             PARENT_RUN_TAG: parent_run_id,
-            "dagster.run_id": context.run_id,
+            "dagster.run_id": context.run.run_id,
             "dagster.job": context.run.job_name,
             "dagster.asset_key": asset_key.to_user_string(),
             "dagster.code_version": context.assets_def.code_versions_by_key.get(asset_key) or "",
-            "dagster.run_url": self.dagster_run_url(context.run_id),
+            "dagster.run_url": self.dagster_run_url(context.run.run_id),
             "mlflow.source.git.commit": git_commit(),
             "git_commit": git_commit(),
         }

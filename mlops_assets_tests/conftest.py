@@ -1,0 +1,110 @@
+"""Shared fixtures: a real landing zone, raw frames built by hand, isolated stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from mlops_assets import landing
+
+
+@pytest.fixture(scope="session")
+def seeded_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The full NYC flights 2013 landing zone, written once per test session (read-only)."""
+    root = tmp_path_factory.mktemp("seeded") / "landing"
+    landing.seed_landing_zone(root)
+    return root
+
+
+@pytest.fixture
+def project_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data dir, MLflow SQLite store and Dagster home, as the product resolves them."""
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(data))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    yield data
+
+
+@pytest.fixture
+def instance(project_env: Path) -> Iterator[dg.DagsterInstance]:
+    """A persistent Dagster instance under the test's DAGSTER_HOME."""
+    with dg.instance_for_test(temp_dir=str(project_env.parent / "dagster_home")) as test_instance:
+        yield test_instance
+
+
+def raw_flight(**values: object) -> dict[str, object]:
+    """One raw flight row in the feed's schema; unspecified columns get plausible values."""
+    row: dict[str, object] = {
+        "year": 2013,
+        "month": 1,
+        "day": 1,
+        "dep_time": None,
+        "sched_dep_time": 0,
+        "dep_delay": 0.0,
+        "arr_time": None,
+        "sched_arr_time": 0,
+        "arr_delay": 0.0,
+        "carrier": "UA",
+        "flight": 1,
+        "tailnum": "N1",
+        "origin": "EWR",
+        "dest": "ORD",
+        "air_time": 100.0,
+        "distance": 719,
+        "hour": 5,
+        "minute": 0,
+        "time_hour": "2013-01-01T10:00:00Z",
+    }
+    row.update(values)
+    return row
+
+
+def raw_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    """Hand-made rows typed like raw assets (UTC ``time_hour``)."""
+    frame = pd.DataFrame(rows)
+    if "time_hour" in frame:
+        frame["time_hour"] = pd.to_datetime(frame["time_hour"], utc=True)
+    return frame
+
+
+def weather_row(origin: str, time_hour: str, **values: float) -> dict[str, object]:
+    """One hourly observation; every measure defaults to a value derived from the hour."""
+    row: dict[str, object] = {"origin": origin, "time_hour": time_hour}
+    hour = pd.Timestamp(time_hour).hour
+    for column in (
+        "temp",
+        "dewp",
+        "humid",
+        "wind_dir",
+        "wind_speed",
+        "wind_gust",
+        "precip",
+        "pressure",
+        "visib",
+    ):
+        row[column] = float(hour)
+    row.update(values)
+    return row
+
+
+PLANES = pd.DataFrame(
+    {
+        "tailnum": ["N1", "N2"],
+        "year": [2003.0, 2010.0],
+        "type": ["Fixed wing multi engine"] * 2,
+        "manufacturer": ["BOEING", "EMBRAER"],
+        "model": ["737-824", "EMB-145XR"],
+        "engines": [2, 2],
+        "seats": [149, 55],
+        "speed": [None, None],
+        "engine": ["Turbo-fan"] * 2,
+    }
+)
