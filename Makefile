@@ -53,7 +53,7 @@ test: lint ## The whole test suite (lint and type check included)
 	$(BIN)/pytest
 
 bench: seed ## Run the benchmarks and rewrite the README's results table
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python -m benchmarks.run_all
 
 clean: ## Remove the virtual environments (data/ is kept)
 	rm -rf $(VENV) $(TOOLS)

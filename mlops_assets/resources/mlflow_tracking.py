@@ -68,6 +68,20 @@ def log_files(files: dict[str, bytes], artifact_path: str) -> None:
         mlflow.log_artifacts(scratch, artifact_path)
 
 
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock between processes on this machine."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass(frozen=True)
 class AssetRun:
     """The nested MLflow run of one asset materialization (active while the block runs)."""
@@ -128,9 +142,14 @@ class MlflowTracking(dg.ConfigurableResource):
         if self._client is None:
             from mlflow import MlflowClient
 
-            self._client = MlflowClient(
-                tracking_uri=self.resolved_tracking_uri(), registry_uri=self.registry_uri
-            )
+            uri = self.resolved_tracking_uri()
+            if uri.startswith("sqlite:///"):
+                # A client creates a new SQLite store's tables when it opens the store; step
+                # processes doing so at once fail in alembic. Let one process at a time open it.
+                with _file_lock(Path(uri.removeprefix("sqlite:///") + ".init.lock")):
+                    self._client = MlflowClient(tracking_uri=uri, registry_uri=self.registry_uri)
+            else:
+                self._client = MlflowClient(tracking_uri=uri, registry_uri=self.registry_uri)
         return self._client
 
     def _ui_base(self) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks: each script measures one figure of the README's results table."""

@@ -1,0 +1,98 @@
+"""Full materialization (cold process, CLI) against the plain script, in the same run.
+
+Each repetition starts new processes: ``dagster asset materialize --select '*'`` with the
+project's executor on a persistent Dagster home and MLflow store (made by one warm-up run,
+as on any day after the first), then ``benchmarks/plain_pipeline.py``. Prints JSON with the
+medians, the ratio and the held-out ROC AUC.
+Usage: python benchmarks/bench_pipeline.py [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mlops_assets import landing, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return elapsed, done.stdout
+
+
+def run(repeats: int) -> dict[str, Any]:
+    """Measure and return the figures."""
+    source = settings.landing_dir()
+    if landing.is_empty(source):
+        landing.seed_landing_zone(source)
+    with tempfile.TemporaryDirectory() as scratch:
+        data = Path(scratch) / "data"
+        data.mkdir()
+        (data / "landing").symlink_to(source)
+        home = Path(scratch) / "dagster_home"
+        home.mkdir()
+        env = {
+            **os.environ,
+            "MLOPS_DATA_DIR": str(data),
+            "DAGSTER_HOME": str(home),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+        }
+        env.pop("PYTHONPATH", None)
+        dagster = [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "mlops_assets.definitions",
+            "--select",
+            "*",
+        ]
+        plain = [str(BIN / "python"), "benchmarks/plain_pipeline.py", str(source), scratch + "/p"]
+        first_run, _ = _timed(dagster, env)  # creates the Dagster and MLflow stores
+        pipeline_times, plain_times = [], []
+        plain_metrics: dict[str, float] = {}
+        for _ in range(repeats):
+            pipeline_times.append(_timed(dagster, env)[0])
+            elapsed, out = _timed(plain, env)
+            plain_times.append(elapsed)
+            plain_metrics = json.loads(out.strip().splitlines()[-1])
+    pipeline, baseline = statistics.median(pipeline_times), statistics.median(plain_times)
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "repeats": repeats,
+        "first_run_s": round(first_run, 2),
+        "pipeline_s": round(pipeline, 2),
+        "plain_s": round(baseline, 2),
+        "ratio": round(pipeline / baseline, 3),
+        "pipeline_runs_s": [round(t, 2) for t in pipeline_times],
+        "plain_runs_s": [round(t, 2) for t in plain_times],
+        "holdout_roc_auc": round(plain_metrics["roc_auc"], 4),
+        "holdout_pr_auc": round(plain_metrics["pr_auc"], 4),
+        "holdout_log_loss": round(plain_metrics["log_loss"], 4),
+        "holdout_brier": round(plain_metrics["brier_score"], 4),
+        "max_child_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    print(json.dumps(run(parser.parse_args().repeats), indent=2))

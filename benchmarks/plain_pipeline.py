@@ -1,0 +1,46 @@
+"""The pipeline's computation as one plain pandas/scikit-learn script: no Dagster, no MLflow.
+
+Same loading, features, training, evaluation and plots as the assets, for the overhead ratio.
+Usage: python benchmarks/plain_pipeline.py LANDING_DIR OUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from mlops_assets import landing
+from mlops_assets.ml import raw
+from mlops_assets.ml.evaluation import classification_metrics, diagnostic_plots, feature_importance
+from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET, build_features
+from mlops_assets.ml.training import TrainingSettings, temporal_split, train_classifier
+
+
+def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
+    """Run the whole computation once and return the held-out metrics."""
+    flights = raw.concat_typed(
+        raw.read_raw_csv(landing.monthly_file(landing_dir, "flights", m), raw.FLIGHTS_SCHEMA)
+        for m in landing.landed_months(landing_dir, "flights")
+    )
+    weather = raw.concat_typed(
+        raw.read_raw_csv(landing.monthly_file(landing_dir, "weather", m), raw.WEATHER_SCHEMA)
+        for m in landing.landed_months(landing_dir, "weather")
+    )
+    planes = raw.read_raw_csv(landing_dir / landing.PLANES_FILE, raw.PLANES_SCHEMA)
+    features, _ = build_features(flights, weather, planes)
+    split = temporal_split(features)
+    model = train_classifier(split.train, TrainingSettings())
+    x_holdout = split.holdout[list(FEATURE_COLUMNS)]
+    y_holdout = split.holdout[TARGET].to_numpy()
+    proba = model.predict_proba(x_holdout)[:, 1]
+    metrics = classification_metrics(y_holdout, proba, threshold=0.35)
+    importance = feature_importance(model, x_holdout, y_holdout, sample_rows=5000, seed=42)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, png in diagnostic_plots(y_holdout, proba, 0.35, importance).items():
+        (out_dir / name).write_bytes(png)
+    return metrics.as_dict()
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(Path(sys.argv[1]), Path(sys.argv[2]))))

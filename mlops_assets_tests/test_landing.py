@@ -1,0 +1,125 @@
+"""The landing zone and the `mlops-assets seed` command."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlops_assets import cli, landing
+from mlops_assets.ml import raw
+
+
+def test_seed_through_a_month_lands_only_those_months(tmp_path: Path) -> None:
+    root = tmp_path / "landing"
+    results = landing.seed_landing_zone(root, "2013-03")
+    assert landing.landed_months(root, "flights") == ["2013-01", "2013-02", "2013-03"]
+    assert landing.landed_months(root, "weather") == ["2013-01", "2013-02", "2013-03"]
+    assert (root / landing.PLANES_FILE).exists()
+    assert {r.action for r in results} == {"written"}
+    march = raw.read_raw_csv(landing.monthly_file(root, "flights", "2013-03"), raw.FLIGHTS_SCHEMA)
+    assert set(march["month"]) == {3}
+    assert len(march) == 28_834
+
+
+def test_reseeding_is_a_no_op_and_later_months_can_arrive(tmp_path: Path) -> None:
+    root = tmp_path / "landing"
+    landing.seed_landing_zone(root, "2013-01")
+    before = landing.monthly_file(root, "flights", "2013-01").read_bytes()
+    results = landing.seed_landing_zone(root, "2013-02")
+    actions = {r.path.name: r.action for r in results if "flights" in r.path.parts}
+    assert actions == {"2013-01.csv.gz": "unchanged", "2013-02.csv.gz": "written"}
+    assert landing.monthly_file(root, "flights", "2013-01").read_bytes() == before
+
+
+def test_seed_refuses_to_overwrite_a_differing_file_unless_forced(tmp_path: Path) -> None:
+    root = tmp_path / "landing"
+    landing.seed_landing_zone(root, "2013-01")
+    edited = landing.monthly_file(root, "weather", "2013-01")
+    edited.write_bytes(gzip.compress(b"origin,year\nEWR,2013\n"))
+    with pytest.raises(landing.LandingError, match=r"2013-01\.csv\.gz already exists"):
+        landing.seed_landing_zone(root, "2013-01")
+    assert gzip.decompress(edited.read_bytes()) == b"origin,year\nEWR,2013\n"
+    results = landing.seed_landing_zone(root, "2013-01", force=True)
+    assert any(r.path == edited and r.action == "overwritten" for r in results)
+
+
+@pytest.mark.parametrize("through", ["2013-13", "2013-1", "january", "2014-01"])
+def test_cli_rejects_a_bad_month_with_a_clear_message(
+    tmp_path: Path, through: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["seed", "--through", through, "--landing", str(tmp_path / "landing")])
+    assert code == 2
+    assert through in capsys.readouterr().err
+    assert not (tmp_path / "landing").exists()
+
+
+def test_cli_if_empty_leaves_a_partial_landing_zone_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "landing"
+    assert cli.main(["seed", "--through", "2013-01", "--landing", str(root)]) == 0
+    assert cli.main(["seed", "--if-empty", "--landing", str(root)]) == 0
+    assert "already holds data" in capsys.readouterr().out
+    assert landing.landed_months(root, "flights") == ["2013-01"]
+
+
+def test_landed_months_ignores_partial_copies_and_rejects_stray_names(tmp_path: Path) -> None:
+    folder = tmp_path / "flights"
+    folder.mkdir()
+    (folder / "2013-01.csv.gz").write_bytes(b"")
+    (folder / ".2013-02.csv.gz.part").write_bytes(b"")
+    assert landing.landed_months(tmp_path, "flights") == ["2013-01"]
+    (folder / "2013-13.csv.gz").write_bytes(b"")
+    with pytest.raises(landing.LandingError, match="2013-13"):
+        landing.landed_months(tmp_path, "flights")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_bytes(gzip.compress(text.encode()))
+    return path
+
+
+def test_raw_reader_names_the_file_and_missing_columns(tmp_path: Path) -> None:
+    path = _write(tmp_path / "2013-01.csv.gz", "tailnum,year\nN1,2001\n")
+    with pytest.raises(landing.LandingError, match=r"2013-01\.csv\.gz: missing column\(s\)"):
+        raw.read_raw_csv(path, raw.PLANES_SCHEMA)
+
+
+def test_raw_reader_names_the_column_and_bad_values(tmp_path: Path) -> None:
+    header = ",".join(raw.PLANES_SCHEMA)
+    path = _write(
+        tmp_path / "planes.csv.gz",
+        f"{header}\nN1,2001,Fixed wing,BOEING,737,two,149,,Turbo-fan\n",
+    )
+    with pytest.raises(
+        landing.LandingError, match=r"column 'engines' expects int8 values, got 'two'"
+    ):
+        raw.read_raw_csv(path, raw.PLANES_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [(b"", "cannot be read|empty"), (b"\x1f\x8b\x08\x00garbage", "cannot be read")],
+)
+def test_raw_reader_reports_empty_and_corrupt_files(
+    tmp_path: Path, payload: bytes, message: str
+) -> None:
+    path = tmp_path / "2013-01.csv.gz"
+    path.write_bytes(payload)
+    with pytest.raises(landing.LandingError, match=message):
+        raw.read_raw_csv(path, raw.FLIGHTS_SCHEMA)
+
+
+def test_raw_reader_types_real_rows(seeded_landing: Path) -> None:
+    flights = raw.read_raw_csv(
+        landing.monthly_file(seeded_landing, "flights", "2013-01"), raw.FLIGHTS_SCHEMA
+    )
+    assert list(flights.columns) == list(raw.FLIGHTS_SCHEMA)
+    assert flights["time_hour"].dt.tz is not None
+    assert isinstance(flights["carrier"].dtype, pd.CategoricalDtype)
+    first = flights.iloc[0]
+    assert (first["carrier"], int(first["flight"]), first["tailnum"]) == ("UA", 1545, "N14228")
+    assert first["time_hour"] == pd.Timestamp("2013-01-01T10:00:00Z")

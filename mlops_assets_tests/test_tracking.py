@@ -1,0 +1,112 @@
+"""MLflow run lifecycle under multiprocess execution and re-execution from failure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from mlops_assets import definitions, landing
+from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
+
+pytestmark = pytest.mark.e2e
+
+RAW = [dg.AssetKey("raw_flights"), dg.AssetKey("raw_weather"), dg.AssetKey("raw_planes")]
+
+
+def multiprocess_raw_job() -> dg.JobDefinition:
+    """The raw assets on Dagster's multiprocess executor: three step processes at once."""
+    job = dg.define_asset_job(
+        "raw_multiprocess_job",
+        selection=dg.AssetSelection.assets(*RAW),
+        executor_def=dg.multiprocess_executor.configured({"max_concurrent": 3}),
+    )
+    return dg.Definitions.merge(definitions.defs(), dg.Definitions(jobs=[job])).resolve_job_def(
+        "raw_multiprocess_job"
+    )
+
+
+def training_job() -> dg.JobDefinition:
+    """The product's training job, reconstructable for execute_job."""
+    return definitions.defs().resolve_job_def("training_job")
+
+
+def _runs_of(client: MlflowClient, dagster_run_id: str) -> tuple[Run, list[Run]]:
+    experiment = client.get_experiment_by_name("flight_delay")
+    assert experiment is not None
+    parents = client.search_runs(
+        [experiment.experiment_id], f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}'"
+    )
+    assert len(parents) == 1, [p.info.run_id for p in parents]
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{parents[0].info.run_id}'"
+    )
+    return parents[0], children
+
+
+def test_parallel_step_processes_share_one_parent_run(
+    project_env: Path, instance: dg.DagsterInstance
+) -> None:
+    landing.seed_landing_zone(project_env / "landing", "2013-02")
+    result = dg.execute_job(dg.reconstructable(multiprocess_raw_job), instance=instance)
+    assert result.success
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    parent, children = _runs_of(client, result.run_id)
+    assert parent.info.status == "FINISHED"
+    assert sorted(c.data.tags["dagster.asset_key"] for c in children) == [
+        "raw_flights",
+        "raw_planes",
+        "raw_weather",
+    ]
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert {c.data.tags["dagster.run_id"] for c in children} == {result.run_id}
+
+
+def test_reexecution_from_failure_gets_its_own_parent_and_completes(
+    project_env: Path, instance: dg.DagsterInstance, seeded_landing: Path
+) -> None:
+    (project_env / "landing").symlink_to(seeded_landing)
+    # The first run fails at registration: the gate's model name is unusable.
+    failing = dg.execute_job(
+        dg.reconstructable(training_job),
+        instance=instance,
+        run_config={
+            "ops": {
+                "trained_model": {"config": {"max_iter": 30}},
+                "model_evaluation": {"config": {"importance_rows": 500}},
+            },
+            "resources": {"mlflow_tracking": {"config": {"model_name": "bad/name"}}},
+        },
+        raise_on_error=False,
+    )
+    assert not failing.success
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    first_parent, first_children = _runs_of(client, failing.run_id)
+    assert first_parent.info.status == "FAILED"
+    statuses = {c.data.tags["dagster.asset_key"]: c.info.status for c in first_children}
+    assert statuses["registered_model"] == "FAILED"
+    assert statuses["trained_model"] == "FINISHED"
+
+    retried = dg.execute_job(
+        dg.reconstructable(training_job),
+        instance=instance,
+        run_config={
+            "ops": {
+                "trained_model": {"config": {"max_iter": 30}},
+                "model_evaluation": {"config": {"importance_rows": 500}},
+            },
+        },
+        reexecution_options=dg.ReexecutionOptions.from_failure(failing.run_id, instance),
+    )
+    assert retried.success
+    parent, children = _runs_of(client, retried.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["dagster.root_run_id"] == failing.run_id
+    assert [c.data.tags["dagster.asset_key"] for c in children] == ["registered_model"]
+    assert children[0].info.status == "FINISHED"
+    version = client.get_model_version_by_alias("flight_delay_classifier", "champion")
+    assert version.tags["dagster.run_id"] == retried.run_id
