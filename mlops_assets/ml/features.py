@@ -129,7 +129,9 @@ def flight_clock(flights: pd.DataFrame, lead_time_minutes: int) -> pd.DataFrame:
     sched = _utc_naive(flights["time_hour"]) + pd.to_timedelta(
         flights["minute"].astype("int64"), unit="min"
     )
-    actual = sched + pd.to_timedelta(flights["dep_delay"].astype("float64"), unit="min")
+    delay = flights["dep_delay"].astype("float64")
+    # NaN delays (cancelled flights) are filled before conversion: pandas warns on NaN casts.
+    actual = (sched + pd.to_timedelta(delay.fillna(0.0), unit="min")).where(delay.notna())
     moment = sched - pd.Timedelta(minutes=lead_time_minutes)
     known = actual.where(actual.isna() | (actual > sched), sched)
     return pd.DataFrame(
