@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets import landing
+from mlops_assets.ml.features import WEATHER_COLUMNS
 
 
 @pytest.fixture(scope="session")
@@ -79,17 +80,7 @@ def weather_row(origin: str, time_hour: str, **values: float) -> dict[str, objec
     """One hourly observation; every measure defaults to a value derived from the hour."""
     row: dict[str, object] = {"origin": origin, "time_hour": time_hour}
     hour = pd.Timestamp(time_hour).hour
-    for column in (
-        "temp",
-        "dewp",
-        "humid",
-        "wind_dir",
-        "wind_speed",
-        "wind_gust",
-        "precip",
-        "pressure",
-        "visib",
-    ):
+    for column in WEATHER_COLUMNS:
         row[column] = float(hour)
     row.update(values)
     return row

@@ -15,6 +15,13 @@ from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_T
 
 pytestmark = pytest.mark.e2e
 
+# Small training and importance settings: these tests are about run bookkeeping, not quality.
+FAST = {
+    "ops": {
+        "trained_model": {"config": {"max_iter": 30}},
+        "model_evaluation": {"config": {"importance_rows": 500}},
+    }
+}
 RAW = [dg.AssetKey("raw_flights"), dg.AssetKey("raw_weather"), dg.AssetKey("raw_planes")]
 
 
@@ -70,15 +77,12 @@ def test_reexecution_from_failure_gets_its_own_parent_and_completes(
     project_env: Path, instance: dg.DagsterInstance, seeded_landing: Path
 ) -> None:
     (project_env / "landing").symlink_to(seeded_landing)
-    # The first run fails at registration: the gate's model name is unusable.
+    # The first run fails at registration: MLflow refuses the configured model name.
     failing = dg.execute_job(
         dg.reconstructable(training_job),
         instance=instance,
         run_config={
-            "ops": {
-                "trained_model": {"config": {"max_iter": 30}},
-                "model_evaluation": {"config": {"importance_rows": 500}},
-            },
+            **FAST,
             "resources": {"mlflow_tracking": {"config": {"model_name": "bad/name"}}},
         },
         raise_on_error=False,
@@ -94,12 +98,7 @@ def test_reexecution_from_failure_gets_its_own_parent_and_completes(
     retried = dg.execute_job(
         dg.reconstructable(training_job),
         instance=instance,
-        run_config={
-            "ops": {
-                "trained_model": {"config": {"max_iter": 30}},
-                "model_evaluation": {"config": {"importance_rows": 500}},
-            },
-        },
+        run_config=FAST,
         reexecution_options=dg.ReexecutionOptions.from_failure(failing.run_id, instance),
     )
     assert retried.success

@@ -16,7 +16,18 @@ from mlops_assets import settings
 
 
 class _ParquetIOManager(dg.UPathIOManager):
+    """Parquet on disk, with a write-through memory of what this run wrote.
+
+    With the in-process executor, a frame written by one step is handed to the next ones
+    without re-reading its file; the file is still written, so other runs, other processes
+    and re-execution read it from storage.
+    """
+
     extension = ".parquet"
+
+    def __init__(self, base_path: UPath) -> None:
+        super().__init__(base_path=base_path)
+        self._written: dict[str, Any] = {}
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
         import pandas as pd
@@ -28,10 +39,13 @@ class _ParquetIOManager(dg.UPathIOManager):
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
             obj.to_parquet(handle, index=False)
+        self._written[str(path)] = obj
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         import pandas as pd
 
+        if str(path) in self._written:
+            return self._written[str(path)]
         with path.open("rb") as handle:
             return pd.read_parquet(handle)
 
