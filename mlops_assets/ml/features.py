@@ -309,24 +309,18 @@ def build_features(
     flights = flights.reset_index(drop=True)
     clock = flight_clock(flights, settings.lead_time_minutes)
     origin = flights["origin"].astype(str)
-    departed = clock["known_dep_utc"].notna()
-    events = pd.DataFrame(
+    groups = pd.DataFrame(
         {
             "origin": origin,
             "dest": flights["dest"].astype(str),
             "carrier_origin": flights["carrier"].astype(str) + "@" + origin,
-            "known_dep_utc": clock["known_dep_utc"],
-            "dep_delay": flights["dep_delay"].astype("float64"),
-        }
-    )[departed]
-    queries = pd.DataFrame(
-        {
-            "origin": origin,
-            "dest": flights["dest"].astype(str),
-            "carrier_origin": flights["carrier"].astype(str) + "@" + origin,
-            "moment": clock["moment"],
         }
     )
+    departed = clock["known_dep_utc"].notna()
+    events = groups.assign(
+        known_dep_utc=clock["known_dep_utc"], dep_delay=flights["dep_delay"].astype("float64")
+    )[departed]
+    queries = groups.assign(moment=clock["moment"])
     window = settings.recent_departures
     by_origin = _recent_departures(
         events, queries[["origin", "moment"]], "origin", window, "origin"
