@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -143,12 +143,14 @@ class MlflowTracking(dg.ConfigurableResource):
             from mlflow import MlflowClient
 
             uri = self.resolved_tracking_uri()
-            if uri.startswith("sqlite:///"):
-                # A client creates a new SQLite store's tables when it opens the store; step
-                # processes doing so at once fail in alembic. Let one process at a time open it.
-                with _file_lock(Path(uri.removeprefix("sqlite:///") + ".init.lock")):
-                    self._client = MlflowClient(tracking_uri=uri, registry_uri=self.registry_uri)
-            else:
+            # A client creates a new SQLite store's tables when it opens the store; step
+            # processes doing so at once fail in alembic. Let one process at a time open it.
+            opening = (
+                _file_lock(Path(uri.removeprefix("sqlite:///") + ".init.lock"))
+                if uri.startswith("sqlite:///")
+                else nullcontext()
+            )
+            with opening:
                 self._client = MlflowClient(tracking_uri=uri, registry_uri=self.registry_uri)
         return self._client
 
@@ -302,22 +304,19 @@ class MlflowTracking(dg.ConfigurableResource):
             run_name = f"{run_name}[{context.partition_key}]"
         nested = client.create_run(self.experiment_id(), run_name=run_name, tags=tags)
         run_id = nested.info.run_id
+        mlflow.start_run(run_id=run_id, log_system_metrics=False)
         status = FAILED
         try:
-            with mlflow.start_run(run_id=run_id, log_system_metrics=False):
-                try:
-                    yield AssetRun(
-                        run_id=run_id,
-                        parent_run_id=parent_run_id,
-                        experiment_id=self.experiment_id(),
-                        url=self.run_url(self.experiment_id(), run_id),
-                    )
-                except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
-                    status = KILLED
-                    raise
-                status = FINISHED
+            yield AssetRun(
+                run_id=run_id,
+                parent_run_id=parent_run_id,
+                experiment_id=self.experiment_id(),
+                url=self.run_url(self.experiment_id(), run_id),
+            )
+            status = FINISHED
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
+            status = KILLED
+            raise
         finally:
-            # start_run's own exit marks the run; set the status explicitly so an interrupt
-            # reads KILLED and nothing is left RUNNING.
-            client.set_terminated(run_id, status=status)
+            mlflow.end_run(status=status)
             self._finish_parent(parent_run_id)
