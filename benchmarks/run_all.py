@@ -40,7 +40,7 @@ def render(figures: dict[str, object]) -> str:
 
 def main() -> None:
     """Measure, save the raw figures, and rewrite the README block."""
-    figures = bench_pipeline.run(repeats=3)
+    figures = bench_pipeline.run(repeats=5)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
     (results / "pipeline.json").write_text(json.dumps(figures, indent=2))

@@ -21,7 +21,7 @@ ASSETS = {
 
 
 def test_definitions_validate_and_bind_every_resource() -> None:
-    defs = definitions.defs()
+    defs = definitions.defs
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
@@ -38,7 +38,7 @@ def test_definitions_validate_and_bind_every_resource() -> None:
 
 
 def test_data_job_stops_at_features() -> None:
-    job = definitions.defs().resolve_job_def("data_job")
+    job = definitions.defs.resolve_job_def("data_job")
     assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {
         "raw_flights",
         "raw_weather",
@@ -49,7 +49,7 @@ def test_data_job_stops_at_features() -> None:
 
 def test_loading_the_code_location_imports_no_heavy_library() -> None:
     script = (
-        "import sys, mlops_assets.definitions as d; d.defs();"
+        "import sys, mlops_assets.definitions as d;"
         "print(','.join(m for m in ('mlflow', 'sklearn', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)

@@ -69,7 +69,7 @@ def materialized(
         patch.setenv("MLOPS_DATA_DIR", str(data))
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
         with dg.instance_for_test(temp_dir=str(data.parent / "home")) as instance:
-            job = definitions.defs().resolve_job_def("training_job")
+            job = definitions.defs.resolve_job_def("training_job")
             result = job.execute_in_process(instance=instance)
             client = MlflowClient(tracking_uri=f"sqlite:///{data / 'mlflow.db'}")
             yield Materialized(data, instance, result, client)
@@ -182,7 +182,7 @@ def test_failing_training_leaves_its_run_failed_and_champion_in_place(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{materialized.data / 'mlflow.db'}")
     client = materialized.client
     champion_before = client.get_model_version_by_alias("flight_delay_classifier", "champion")
-    job = definitions.defs().resolve_job_def("training_job")
+    job = definitions.defs.resolve_job_def("training_job")
     result = job.execute_in_process(
         instance=materialized.instance,
         asset_selection=[

@@ -32,14 +32,14 @@ def multiprocess_raw_job() -> dg.JobDefinition:
         selection=dg.AssetSelection.assets(*RAW),
         executor_def=dg.multiprocess_executor.configured({"max_concurrent": 3}),
     )
-    return dg.Definitions.merge(definitions.defs(), dg.Definitions(jobs=[job])).resolve_job_def(
+    return dg.Definitions.merge(definitions.defs, dg.Definitions(jobs=[job])).resolve_job_def(
         "raw_multiprocess_job"
     )
 
 
 def training_job() -> dg.JobDefinition:
     """The product's training job, reconstructable for execute_job."""
-    return definitions.defs().resolve_job_def("training_job")
+    return definitions.defs.resolve_job_def("training_job")
 
 
 def _runs_of(client: MlflowClient, dagster_run_id: str) -> tuple[Run, list[Run]]:
