@@ -29,19 +29,22 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced ## Create .venv with the locked dependencies
 
+# Order-only: an instance's own dagster.yaml, once there, is never overwritten.
+$(DAGSTER_HOME)/dagster.yaml: | deploy/local/dagster.yaml
+	@mkdir -p "$(DAGSTER_HOME)"
+	cp deploy/local/dagster.yaml "$@"
+
 seed: install ## Land the NYC flights 2013 data in the landing zone (when empty)
 	$(BIN)/mlops-assets seed --if-empty
 
-run: seed ## Start Dagster (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000)
-	@mkdir -p "$(DAGSTER_HOME)"
+run: seed $(DAGSTER_HOME)/dagster.yaml ## Start Dagster (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000)
 	@trap 'kill $$mlflow_pid 2>/dev/null; wait $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/mlflow server --workers 1 --host 127.0.0.1 --port $(MLFLOW_PORT) \
 	  --backend-store-uri "sqlite:///$(MLOPS_DATA_DIR)/mlflow.db" \
 	  --default-artifact-root "$(MLOPS_DATA_DIR)/mlartifacts" & mlflow_pid=$$!; \
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
 
-materialize: seed ## Materialize every asset once from the command line
-	@mkdir -p "$(DAGSTER_HOME)"
+materialize: seed $(DAGSTER_HOME)/dagster.yaml ## Materialize every asset once from the command line
 	$(BIN)/dagster asset materialize -m mlops_assets.definitions --select '*'
 
 lint: install ## ruff format check, ruff lint, mypy
