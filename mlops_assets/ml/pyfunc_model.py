@@ -20,10 +20,11 @@ class FlightDelayModel(PythonModel):
     """Delay probability from the fitted scikit-learn pipeline in the ``classifier`` artifact."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        """Load the fitted pipeline saved next to this code."""
-        import mlflow.sklearn
+        """Load the fitted pipeline saved next to this code (a cloudpickle file)."""
+        import cloudpickle
 
-        self.classifier = mlflow.sklearn.load_model(context.artifacts["classifier"])
+        with open(context.artifacts["classifier"], "rb") as handle:  # noqa: PTH123
+            self.classifier = cloudpickle.load(handle)
 
     def predict(
         self,
