@@ -51,7 +51,7 @@ def write_readme(figures: dict[str, object]) -> None:
 
 def main() -> None:
     """Measure, save the raw figures, and rewrite the README block."""
-    figures = bench_pipeline.run(repeats=5)
+    figures = bench_pipeline.run(repeats=7)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(exist_ok=True)
     (results / "pipeline.json").write_text(json.dumps(figures, indent=2))
