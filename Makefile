@@ -13,8 +13,11 @@ export MLOPS_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(MLOPS_DATA_DIR)/dagster_home
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
+# Links between the two UIs follow the ports chosen here.
+export MLOPS_DAGSTER_UI_URL ?= http://127.0.0.1:$(DAGSTER_PORT)
+export MLOPS_MLFLOW_UI_URL ?= http://127.0.0.1:$(MLFLOW_PORT)
 
-.PHONY: help install seed run materialize test lint bench clean
+.PHONY: help install instance seed run materialize test lint browser bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,22 +32,20 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.synced ## Create .venv with the locked dependencies
 
-# Order-only: an instance's own dagster.yaml, once there, is never overwritten.
-$(DAGSTER_HOME)/dagster.yaml: | deploy/local/dagster.yaml
-	@mkdir -p "$(DAGSTER_HOME)"
-	cp deploy/local/dagster.yaml "$@"
+instance: install ## Prepare the Dagster home (dagster.yaml, never overwritten; pop-up dismissed)
+	$(BIN)/mlops-assets init-instance --config deploy/local/dagster.yaml
 
 seed: install ## Land the NYC flights 2013 data in the landing zone (when empty)
 	$(BIN)/mlops-assets seed --if-empty
 
-run: seed $(DAGSTER_HOME)/dagster.yaml ## Start Dagster (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000)
+run: seed instance ## Start Dagster (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000)
 	@trap 'kill $$mlflow_pid 2>/dev/null; wait $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/mlflow server --workers 1 --host 127.0.0.1 --port $(MLFLOW_PORT) \
 	  --backend-store-uri "sqlite:///$(MLOPS_DATA_DIR)/mlflow.db" \
 	  --default-artifact-root "$(MLOPS_DATA_DIR)/mlartifacts" & mlflow_pid=$$!; \
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
 
-materialize: seed $(DAGSTER_HOME)/dagster.yaml ## Materialize every asset once from the command line
+materialize: seed instance ## Materialize every asset once from the command line
 	$(BIN)/dagster asset materialize -m mlops_assets.definitions --select '*'
 
 lint: install ## ruff format check, ruff lint, mypy
@@ -52,7 +53,13 @@ lint: install ## ruff format check, ruff lint, mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint ## The whole test suite (lint and type check included)
+# Debian's Chromium drives the browser tests; nothing downloads a browser at run time.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: ## Install Debian's Chromium for the browser tests when it is missing
+	@command -v chromium >/dev/null || $(SUDO) apt-get install -y chromium \
+	  || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+test: lint browser ## The whole test suite (lint and type check included)
 	$(BIN)/pytest
 
 bench: seed ## Run the benchmarks and rewrite the README's results table

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlops_assets import landing, settings
+from mlops_assets import landing, local_instance, settings
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -20,6 +20,13 @@ def _seed(args: argparse.Namespace) -> int:
     counts = Counter(result.action for result in results)
     summary = ", ".join(f"{count} {action}" for action, count in sorted(counts.items()))
     print(f"{root}: {summary}")
+    return 0
+
+
+def _init_instance(args: argparse.Namespace) -> int:
+    home = Path(args.home).resolve() if args.home else settings.dagster_home()
+    for line in local_instance.prepare_dagster_home(home, Path(args.config)):
+        print(line)
     return 0
 
 
@@ -43,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--landing", metavar="DIR", help="landing-zone folder (default: <data dir>/landing)"
     )
     seed.set_defaults(handler=_seed)
+    init = commands.add_parser(
+        "init-instance",
+        help="Create the Dagster home with the project's dagster.yaml (never overwritten) "
+        "and the first-run community pop-up dismissed.",
+    )
+    init.add_argument(
+        "--config",
+        metavar="FILE",
+        default="deploy/local/dagster.yaml",
+        help="instance configuration to copy (default: deploy/local/dagster.yaml)",
+    )
+    init.add_argument("--home", metavar="DIR", help="Dagster home (default: $DAGSTER_HOME)")
+    init.set_defaults(handler=_init_instance)
     return parser
 
 
@@ -51,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except landing.LandingError as error:
+    except (landing.LandingError, FileNotFoundError) as error:
         print(f"mlops-assets: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,8 +1,9 @@
 """Where the project keeps its files, resolved at run time (never at import time).
 
-Every default the resources fall back to is derived here, from two environment variables:
-``MLOPS_DATA_DIR`` (default ``data/`` under the working directory) and
-``MLFLOW_TRACKING_URI`` (default an SQLite file inside the data directory).
+Every default the resources fall back to is derived here, from environment variables:
+``MLOPS_DATA_DIR`` (default ``data/`` under the working directory),
+``MLFLOW_TRACKING_URI`` (default an SQLite file inside the data directory), and the UI
+addresses used in links, ``MLOPS_MLFLOW_UI_URL`` and ``MLOPS_DAGSTER_UI_URL``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 DATA_DIR_ENV = "MLOPS_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
+LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
+LOCAL_DAGSTER_UI = "http://127.0.0.1:3000"
 
 
 def data_dir() -> Path:
@@ -37,3 +40,21 @@ def default_tracking_uri() -> str:
 def default_artifact_location() -> str:
     """Local artifact root used when the tracking store is a local database."""
     return (data_dir() / "mlartifacts").as_uri()
+
+
+def dagster_home() -> Path:
+    """``$DAGSTER_HOME``, else ``<data dir>/dagster_home`` (the Makefile's default)."""
+    home = os.environ.get("DAGSTER_HOME")
+    return Path(home).expanduser().resolve() if home else data_dir() / "dagster_home"
+
+
+def mlflow_ui_url(tracking_uri: str) -> str:
+    """``$MLOPS_MLFLOW_UI_URL``, else an http(s) tracking URI, else http://127.0.0.1:5000."""
+    if url := os.environ.get("MLOPS_MLFLOW_UI_URL"):
+        return url
+    return tracking_uri if tracking_uri.startswith(("http://", "https://")) else LOCAL_MLFLOW_UI
+
+
+def dagster_ui_url() -> str:
+    """``$MLOPS_DAGSTER_UI_URL``, else the local ``dagster dev`` address."""
+    return os.environ.get("MLOPS_DAGSTER_UI_URL") or LOCAL_DAGSTER_UI

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from mlops_assets import settings
+from mlops_assets import gc_policy, settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -123,15 +123,22 @@ class MlflowTracking(dg.ConfigurableResource):
     model_name: str = Field(default="flight_delay_classifier", description="Registered model name.")
     ui_url: str | None = Field(
         default=None,
-        description="Base URL of the MLflow UI for links; empty means the tracking URI when it is "
-        "http(s), else http://127.0.0.1:5000.",
+        description="Base URL of the MLflow UI for links; empty means $MLOPS_MLFLOW_UI_URL, else "
+        "the tracking URI when it is http(s), else http://127.0.0.1:5000.",
     )
-    dagster_ui_url: str = Field(
-        default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for links back."
+    dagster_ui_url: str | None = Field(
+        default=None,
+        description="Base URL of the Dagster UI for links back; empty means "
+        "$MLOPS_DAGSTER_UI_URL, else http://127.0.0.1:3000.",
     )
 
     _client: MlflowClient | None = PrivateAttr(default=None)
     _experiment_id: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Import MLflow before the first step body runs, with the collector paused."""
+        with gc_policy.heavy_imports():
+            import mlflow  # noqa: F401
 
     def resolved_tracking_uri(self) -> str:
         """The tracking URI in use."""
@@ -155,11 +162,7 @@ class MlflowTracking(dg.ConfigurableResource):
         return self._client
 
     def _ui_base(self) -> str:
-        uri = self.resolved_tracking_uri()
-        base = self.ui_url or (
-            uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-        )
-        return base.rstrip("/")
+        return (self.ui_url or settings.mlflow_ui_url(self.resolved_tracking_uri())).rstrip("/")
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """Link to a run in the MLflow UI."""
@@ -167,7 +170,8 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def dagster_run_url(self, run_id: str) -> str:
         """Link to a run in the Dagster UI."""
-        return f"{self.dagster_ui_url.rstrip('/')}/runs/{run_id}"
+        base = self.dagster_ui_url or settings.dagster_ui_url()
+        return f"{base.rstrip('/')}/runs/{run_id}"
 
     def model_version_url(self, version: str) -> str:
         """Link to a registered model version in the MLflow UI."""

@@ -1,0 +1,244 @@
+"""The local stack as users start it (``dagster dev`` + ``mlflow server``), for UI tests.
+
+Each server runs in its own session (process group) so that stopping it reaches every
+process it spawned (webserver, daemon, code servers, gunicorn workers): SIGTERM to the
+group, then SIGKILL to whatever is left. ``dagster dev`` launched from a non-interactive
+shell otherwise ignores the signal and leaves its children running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    """Poll ``check`` until it returns True; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def http_ok(url: str) -> bool:
+    """Whether ``url`` answers with a 2xx status."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """POST a GraphQL query to Dagster's webserver and return its ``data`` (errors raise)."""
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    if answer.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {answer['errors']}")
+    return dict(answer["data"])
+
+
+@dataclass
+class Server:
+    """One server process group and its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        """The end of the server's log, for failure messages."""
+        text = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def stop(self, grace: float = 20.0) -> None:
+        """Stop the whole process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+        group = self.process.pid  # start_new_session: the group id is the leader's pid
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                break
+            try:
+                wait_until(lambda: not _group_alive(group), grace, f"{self.name} to stop")
+                break
+            except TimeoutError:
+                continue
+        self.process.wait(timeout=grace)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def processes_using(marker: str) -> list[int]:
+    """Pids of live processes whose environment or command line mentions ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if marker.encode() in blob and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class LocalStack:
+    """Where the running stack lives."""
+
+    dagster_url: str
+    mlflow_url: str
+    env: dict[str, str]
+    data_dir: Path
+    dagster_home: Path
+
+
+def _start(name: str, command: list[str], env: dict[str, str], logs: Path) -> Server:
+    log = logs / f"{name}.log"
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Server(name, process, log)
+
+
+def _code_location_loaded(dagster_url: str) -> bool:
+    try:
+        data = graphql(
+            dagster_url,
+            "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus "
+            "locationOrLoadError { __typename } } } } }",
+        )
+    except (urllib.error.URLError, ConnectionError, TimeoutError, RuntimeError):
+        return False
+    entries = data["workspaceOrError"].get("locationEntries", [])
+    if any(e["locationOrLoadError"]["__typename"] == "PythonError" for e in entries):
+        raise RuntimeError("the code location failed to load in dagster dev")
+    return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
+
+
+@contextmanager
+def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
+    """Start MLflow and ``dagster dev`` on free loopback ports with stores under ``root``.
+
+    ``landing`` is linked in as the landing zone. Every process is stopped on exit, and the
+    block fails if any process that used this stack's Dagster home is still alive.
+    """
+    data = root / "data"
+    data.mkdir(parents=True)
+    (data / "landing").symlink_to(landing)
+    home = root / "dagster_home"
+    logs = root / "logs"
+    logs.mkdir()
+    dagster_port, mlflow_port = free_port(), free_port()
+    dagster_url = f"http://127.0.0.1:{dagster_port}"
+    mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+    env = {
+        **os.environ,
+        "MLOPS_DATA_DIR": str(data),
+        "DAGSTER_HOME": str(home),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+        "MLOPS_DAGSTER_UI_URL": dagster_url,
+        "MLOPS_MLFLOW_UI_URL": mlflow_url,
+    }
+    subprocess.run(
+        [str(BIN / "mlops-assets"), "init-instance", "--home", str(home)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    servers = [
+        _start(
+            "mlflow",
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--workers",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mlflow_port),
+                "--backend-store-uri",
+                env["MLFLOW_TRACKING_URI"],
+                "--default-artifact-root",
+                str(data / "mlartifacts"),
+            ],
+            env,
+            logs,
+        )
+    ]
+    try:
+        wait_until(lambda: http_ok(f"{mlflow_url}/health"), 120, "the MLflow server")
+        servers.append(
+            _start(
+                "dagster",
+                [
+                    str(BIN / "dagster"),
+                    "dev",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(dagster_port),
+                    "-w",
+                    "workspace.yaml",
+                ],
+                env,
+                logs,
+            )
+        )
+        wait_until(lambda: _code_location_loaded(dagster_url), 180, "dagster dev")
+        yield LocalStack(dagster_url, mlflow_url, env, data, home)
+    except BaseException as error:
+        error.add_note("\n".join(f"--- {s.name} log ---\n{s.tail()}" for s in servers))
+        raise
+    finally:
+        for server in reversed(servers):
+            server.stop()
+    left = processes_using(str(home)) + processes_using(str(data))
+    if left:
+        raise AssertionError(f"processes left running after the stack stopped: {left}")

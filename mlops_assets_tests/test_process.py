@@ -1,0 +1,71 @@
+"""Process-level policies: the Dagster home preparation and the garbage-collector policy."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_assets import cli, gc_policy, local_instance
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_init_instance_writes_config_once_and_dismisses_the_popup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    template = ROOT / "deploy" / "local" / "dagster.yaml"
+    assert cli.main(["init-instance", "--home", str(home), "--config", str(template)]) == 0
+    assert (home / "dagster.yaml").read_text() == template.read_text()
+    assert (home / local_instance.NUX_FILE).is_file()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")
+    assert cli.main(["init-instance", "--home", str(home), "--config", str(template)]) == 0
+    assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
+    assert "kept" in capsys.readouterr().out
+
+
+def test_init_instance_names_a_missing_template(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert cli.main(["init-instance", "--home", str(tmp_path), "--config", str(missing)]) == 2
+    assert f"{missing}: instance configuration template not found" in capsys.readouterr().err
+
+
+def test_heavy_imports_freeze_only_when_something_new_was_imported() -> None:
+    gc.unfreeze()
+    try:
+        with gc_policy.heavy_imports():
+            assert not gc.isenabled()
+            import json  # noqa: F401  (already imported: nothing new)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() == 0
+        sys.modules.pop("colorsys", None)
+        with gc_policy.heavy_imports():
+            import colorsys  # noqa: F401
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_heavy_imports_restore_the_collector_when_an_import_fails() -> None:
+    with pytest.raises(ModuleNotFoundError), gc_policy.heavy_imports():
+        import mlops_assets_no_such_module  # noqa: F401
+    assert gc.isenabled()
+
+
+def test_loading_the_code_location_freezes_it_and_skips_the_final_collection() -> None:
+    probe = (
+        "import atexit, gc; import mlops_assets.definitions; "
+        "print(gc.get_freeze_count() > 100_000); "
+        "gc.unfreeze(); atexit._run_exitfuncs(); print(gc.get_freeze_count() > 100_000)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.split() == ["True", "True"]

@@ -1,0 +1,265 @@
+"""The local stack as users drive it: a real Chromium on the Dagster and MLflow UIs, and
+Dagster's own GraphQL client, against ``dagster dev`` + ``mlflow server`` on loopback."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from dagster_graphql import DagsterGraphQLClient
+from mlflow import MlflowClient
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from mlops_assets_tests.stack import ROOT, LocalStack, graphql, local_stack, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ASSETS = (
+    "raw_flights",
+    "raw_weather",
+    "raw_planes",
+    "flight_features",
+    "trained_model",
+    "model_evaluation",
+    "registered_model",
+)
+EDGES = {
+    ("raw_flights", "flight_features"),
+    ("raw_weather", "flight_features"),
+    ("raw_planes", "flight_features"),
+    ("flight_features", "trained_model"),
+    ("flight_features", "model_evaluation"),
+    ("trained_model", "model_evaluation"),
+    ("trained_model", "registered_model"),
+    ("model_evaluation", "registered_model"),
+}
+DRAWN_EDGES_JS = "\n".join(
+    line
+    for line in (Path(__file__).parent / "drawn_edges.js").read_text().splitlines()
+    if not line.startswith("//")
+)
+SCREENSHOTS = ROOT / "test-output" / "ui"
+RUN_TIMEOUT_S = 600
+
+
+def chromium_binary() -> str:
+    """Debian's Chromium (``apt-get install chromium``); the test never downloads a browser."""
+    for name in ("chromium", "chromium-browser"):
+        if found := shutil.which(name):
+            return found
+    raise RuntimeError(
+        "Chromium is not installed: run `apt-get install -y chromium` (make test does)"
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(seeded_landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """Both UIs on free loopback ports with their own stores; nothing left running after."""
+    with local_stack(tmp_path_factory.mktemp("stack"), seeded_landing) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium driven by Playwright."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_binary(), headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page with a window large enough for the whole asset graph."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.set_default_timeout(30_000)
+    yield context.new_page()
+    context.close()
+
+
+class Steps:
+    """Named test steps that each leave a screenshot, or one of the failure if they fail."""
+
+    def __init__(self, page: Page, test_name: str) -> None:
+        self.page = page
+        self.folder = SCREENSHOTS / test_name
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        self.count = 0
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.count += 1
+        stem = f"{self.count:02d}-{name}"
+        try:
+            yield
+        except BaseException as error:
+            shot = self.folder / f"{stem}-FAILED.png"
+            self.page.screenshot(path=shot, full_page=True)
+            error.add_note(f"step {name!r} failed; screenshot: {shot}")
+            raise
+        self.page.screenshot(path=self.folder / f"{stem}.png", full_page=True)
+
+
+def _drawn_edges_once_settled(page: Page) -> list[tuple[str, str]]:
+    """The drawn edges, read once two readings 0.5 s apart agree (the graph animates)."""
+    readings: list[list[tuple[str, str]]] = []
+
+    def settled() -> bool:
+        edges = sorted((edge["src"], edge["dst"]) for edge in page.evaluate(DRAWN_EDGES_JS))
+        readings.append(edges)
+        return len(readings) > 1 and readings[-1] == readings[-2]
+
+    wait_until(settled, 20, "the lineage graph to stop moving")
+    return readings[-1]
+
+
+def _wait_for_run_success(stack: LocalStack, run_id: str) -> None:
+    client = DagsterGraphQLClient("127.0.0.1", port_number=int(stack.dagster_url.rsplit(":", 1)[1]))
+
+    def finished() -> bool:
+        status = client.get_run_status(run_id).value
+        if status in {"FAILURE", "CANCELED"}:
+            raise AssertionError(f"run {run_id} ended {status}")
+        return bool(status == "SUCCESS")
+
+    wait_until(finished, RUN_TIMEOUT_S, f"run {run_id} to succeed", interval=2)
+
+
+def _run_materializations(stack: LocalStack, run_id: str) -> dict[str, dict[str, object]]:
+    data = graphql(
+        stack.dagster_url,
+        """query ($runId: ID!) { runOrError(runId: $runId) { ... on Run {
+            assetMaterializations { assetKey { path } metadataEntries { label
+              ... on FloatMetadataEntry { floatValue }
+              ... on UrlMetadataEntry { url }
+              ... on TextMetadataEntry { text } } } } } }""",
+        {"runId": run_id},
+    )
+    found: dict[str, dict[str, object]] = {}
+    for event in data["runOrError"]["assetMaterializations"]:
+        entries = {
+            e["label"]: e.get("floatValue", e.get("url", e.get("text")))
+            for e in event["metadataEntries"]
+        }
+        found["/".join(event["assetKey"]["path"])] = entries
+    return found
+
+
+def _assert_mlflow_runs(stack: LocalStack, dagster_run_id: str) -> None:
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    experiment = client.get_experiment_by_name("flight_delay")
+    assert experiment is not None
+    parents = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.dagster_run_id = '{dagster_run_id}'"
+    )
+    assert len(parents) == 1, f"expected one parent MLflow run, found {len(parents)}"
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert sorted(r.data.tags["dagster.asset_key"] for r in runs) == sorted(ASSETS)
+    assert {r.data.tags["dagster.run_id"] for r in runs} == {dagster_run_id}
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_user_materializes_everything_from_the_browser(stack: LocalStack, page: Page) -> None:
+    """Lineage drawn, "Materialize all" succeeds, and the links lead to the @champion."""
+    step = Steps(page, "materialize_from_browser")
+
+    with step("lineage"):
+        page.goto(f"{stack.dagster_url}/asset-groups")
+        expect(page.get_by_text("Global asset lineage")).to_be_visible()
+        # Groups start collapsed; the graph's context menu expands them, as a user would.
+        graph = page.locator("svg[class*=AssetGraphExplorer]").locator("xpath=..").bounding_box()
+        assert graph is not None
+        page.mouse.click(graph["x"] + graph["width"] / 2, graph["y"] + 30, button="right")
+        page.get_by_role("menuitem", name=re.compile("Expand all groups")).click()
+        for asset in ASSETS:
+            expect(page.get_by_text(asset, exact=True)).to_be_visible()
+        lineage_url = page.url  # records the expanded groups
+        drawn = _drawn_edges_once_settled(page)
+        assert set(drawn) == EDGES
+        assert len(drawn) == len(EDGES)
+        # The community pop-up (shown once per instance) was dismissed by init-instance.
+        expect(page.get_by_role("dialog")).to_have_count(0)
+
+    with step("materialize-all"):
+        page.get_by_role("button", name=re.compile("Materialize all")).click()
+        # The "Launched run" toast links to the new run.
+        link = page.locator("a[href^='/runs/']").filter(has_text=re.compile("^View$")).first
+        expect(link).to_be_visible()
+        run_id = (link.get_attribute("href") or "").rsplit("/", 1)[-1]
+        assert re.fullmatch(r"[0-9a-f-]{36}", run_id), f"no run id in {link}"
+
+    with step("run-succeeded"):
+        page.goto(f"{stack.dagster_url}/runs")
+        row = page.locator("div[class*=RunsFeedRow_rowGrid]").filter(
+            has=page.locator(f"a[href='/runs/{run_id}']")
+        )
+        # The Runs page refreshes itself; wait for the run's status to settle.
+        settled = row.get_by_text(re.compile("^(Success|Failure|Canceled)$"))
+        expect(settled).to_be_visible(timeout=RUN_TIMEOUT_S * 1000)
+        expect(settled).to_have_text("Success")
+
+    with step("all-materialized"):
+        assert sorted(_run_materializations(stack, run_id)) == sorted(ASSETS)
+        for asset in ASSETS:
+            page.goto(f"{stack.dagster_url}/assets/{asset}")
+            expect(page.get_by_text("Latest materialization")).to_be_visible()
+            expect(page.locator(f"a[href*='/runs/{run_id}']").first).to_be_attached()
+        page.goto(lineage_url)
+        for asset in ASSETS:
+            expect(page.get_by_text(asset, exact=True)).to_be_visible()
+
+    with step("registered-model"):
+        auc = _run_materializations(stack, run_id)["registered_model"]["holdout_roc_auc"]
+        assert isinstance(auc, float) and auc >= 0.72
+        page.goto(f"{stack.dagster_url}/assets/registered_model")
+        expect(page.get_by_role("row", name=re.compile("holdout_roc_auc"))).to_contain_text(
+            repr(auc)
+        )
+        version_link = page.get_by_role("row", name=re.compile("model_version")).locator(
+            f"a[href^='{stack.mlflow_url}/#/models/flight_delay_classifier/versions/']"
+        )
+        expect(version_link.first).to_be_visible()
+        href = version_link.first.get_attribute("href")
+        # The definition panel: description, group, owner and kind as declared in code.
+        body = page.locator("body")
+        expect(body).to_contain_text("Registry version of the model")
+        for shown in ("registry", "mlops", "ML Flow"):
+            expect(body).to_contain_text(shown)
+
+    with step("mlflow-champion"):
+        assert href is not None
+        page.goto(href)  # the metadata link opens a new tab; follow it in this one
+        expect(page.get_by_text("@ champion")).to_be_visible()
+
+    _assert_mlflow_runs(stack, run_id)
+
+
+def test_graphql_client_submits_the_training_job(stack: LocalStack) -> None:
+    """Dagster's GraphQL client, as other tools use it: submit, poll, read materializations."""
+    port = int(stack.dagster_url.rsplit(":", 1)[1])
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    started = time.monotonic()
+    run_id = client.submit_job_execution("training_job")
+    _wait_for_run_success(stack, run_id)
+    materialized = _run_materializations(stack, run_id)
+    assert sorted(materialized) == sorted(ASSETS)
+    evaluation = materialized["model_evaluation"]
+    assert (
+        isinstance(evaluation["holdout_roc_auc"], float) and evaluation["holdout_roc_auc"] >= 0.72
+    )
+    assert str(materialized["registered_model"]["model_version"]).startswith(
+        f"{stack.mlflow_url}/#/models/flight_delay_classifier/versions/"
+    )
+    _assert_mlflow_runs(stack, run_id)
+    assert time.monotonic() - started < RUN_TIMEOUT_S
