@@ -1,0 +1,201 @@
+"""What changed in the landing zone since the last look (no dagster, no pandas).
+
+The landing protocol, enforced here:
+
+1. A feed writes each file under a temporary name in the same folder (a name starting with
+   ``.`` or ending in ``.part`` or ``.tmp``) and renames it to ``YYYY-MM.csv.gz`` (monthly
+   tables) or ``planes.csv.gz`` when it is complete. Temporary names are never read.
+2. A file under its final name must be a complete gzip stream; one that is not (a copy in
+   progress that skipped step 1, or a truncated file) is reported and looked at again on the
+   next scan, never consumed.
+3. A month is consumed when both its flights and its weather files have landed.
+
+The state kept between scans records each consumed file's size, modification time and
+SHA-256. A file whose size and modification time are unchanged is not read again, so a scan
+costs one directory listing plus work proportional to what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlops_assets.landing import MONTHLY_TABLES, PLANES_FILE, LandingError, parse_month
+
+TEMPORARY_SUFFIXES = (".part", ".tmp")
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A consumed file as it was when it was consumed."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ChangedFile:
+    """A landed file that is new or whose content differs from the one consumed before."""
+
+    key: str  # e.g. "flights/2013-01.csv.gz" or "planes.csv.gz"
+    table: str
+    month: str | None
+    sha256: str
+
+
+@dataclass
+class ScanResult:
+    """The outcome of one scan: what to consume, what to report, and the next state."""
+
+    changed: list[ChangedFile] = field(default_factory=list)
+    state: dict[str, FileState] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    files_read: int = 0
+
+    def months(self, table: str) -> dict[str, str]:
+        """Changed months of ``table`` with their content hashes."""
+        return {c.month: c.sha256 for c in self.changed if c.table == table and c.month}
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a landed file's bytes, after checking it is one complete gzip stream.
+
+    Raises:
+        LandingError: When the file is not a complete gzip stream, naming the file.
+    """
+    digest = hashlib.sha256()
+    inflater = zlib.decompressobj(wbits=31)  # gzip framing
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+                inflater.decompress(chunk)
+    except zlib.error as error:
+        raise LandingError(f"{path}: not a valid gzip file ({error})") from error
+    if not inflater.eof:
+        raise LandingError(f"{path}: gzip stream is incomplete (a copy in progress or truncated)")
+    return digest.hexdigest()
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class _Landed:
+    table: str
+    month: str | None
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def _landed(root: Path) -> tuple[dict[str, _Landed], list[str]]:
+    """Every landed file by key, with one ``stat`` each, and the names rejected."""
+    found: dict[str, _Landed] = {}
+    rejected: list[str] = []
+    for table in MONTHLY_TABLES:
+        folder = root / table
+        if not folder.is_dir():
+            continue
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if _is_temporary(entry.name):
+                    continue
+                stem = entry.name.removesuffix(".csv.gz")
+                try:
+                    if stem == entry.name or not entry.is_file():
+                        raise LandingError("want YYYY-MM.csv.gz")
+                    parse_month(stem)
+                except LandingError as error:
+                    rejected.append(f"{entry.path}: not a monthly file name, ignored ({error})")
+                    continue
+                stat = entry.stat()
+                found[f"{table}/{entry.name}"] = _Landed(
+                    table, stem, Path(entry.path), stat.st_size, stat.st_mtime_ns
+                )
+    planes = root / PLANES_FILE
+    if planes.is_file():
+        stat = planes.stat()
+        found[PLANES_FILE] = _Landed("planes", None, planes, stat.st_size, stat.st_mtime_ns)
+    return found, rejected
+
+
+def scan(root: Path, previous: Mapping[str, FileState]) -> ScanResult:
+    """Compare the landing zone under ``root`` with the state of the previous scan.
+
+    Args:
+        root: The landing-zone folder.
+        previous: The state returned by the previous scan (empty the first time).
+
+    Returns:
+        The new or changed files to consume, the names rejected or waiting, and the state
+        to pass to the next scan. A file not consumed now keeps its previous state.
+    """
+    found, rejected = _landed(root)
+    result = ScanResult(rejected=rejected)
+    fresh: dict[str, ChangedFile] = {}
+    for key, landed in sorted(found.items()):
+        before = previous.get(key)
+        if before and (before.size, before.mtime_ns) == (landed.size, landed.mtime_ns):
+            result.state[key] = before
+            continue
+        result.files_read += 1
+        try:
+            sha = file_sha256(landed.path)
+        except LandingError as error:
+            result.waiting.append(f"{error}; not consumed, looked at again next time")
+            if before:
+                result.state[key] = before
+            continue
+        now = FileState(landed.size, landed.mtime_ns, sha)
+        if before and before.sha256 == sha:
+            result.state[key] = now  # touched or re-landed with identical content
+            continue
+        fresh[key] = ChangedFile(key, landed.table, landed.month, sha)
+        result.state[key] = now
+    for key, changed in fresh.items():
+        sibling = _sibling(changed)
+        if sibling and sibling not in found:
+            result.waiting.append(
+                f"{root / key}: waiting for {root / sibling} before month {changed.month} "
+                "is consumed"
+            )
+            if key in previous:
+                result.state[key] = previous[key]
+            else:
+                del result.state[key]
+            continue
+        result.changed.append(changed)
+    return result
+
+
+def _sibling(changed: ChangedFile) -> str | None:
+    if changed.month is None:
+        return None
+    other = {"flights": "weather", "weather": "flights"}[changed.table]
+    return f"{other}/{changed.month}.csv.gz"
+
+
+def encode_state(state: Mapping[str, FileState]) -> str:
+    """Serialise a scan state (the sensor's cursor)."""
+    files = {key: [v.size, v.mtime_ns, v.sha256] for key, v in sorted(state.items())}
+    return json.dumps({"version": STATE_VERSION, "files": files}, separators=(",", ":"))
+
+
+def decode_state(cursor: str | None) -> dict[str, FileState]:
+    """Read a scan state written by :func:`encode_state`; empty for no cursor."""
+    if not cursor:
+        return {}
+    data = json.loads(cursor)
+    if data.get("version") != STATE_VERSION:
+        return {}
+    return {key: FileState(*value) for key, value in data["files"].items()}

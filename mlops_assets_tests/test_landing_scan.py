@@ -1,0 +1,127 @@
+"""The landing-zone scan behind the sensor: new, changed, re-landed, partial and stray files."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlops_assets import landing, landing_scan
+
+
+@pytest.fixture
+def zone(seeded_landing: Path, tmp_path: Path) -> Path:
+    """A writable landing zone holding January and February of the real data, and planes."""
+    root = tmp_path / "landing"
+    for month in ("2013-01", "2013-02"):
+        for table in landing.MONTHLY_TABLES:
+            target = landing.monthly_file(root, table, month)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(landing.monthly_file(seeded_landing, table, month), target)
+    shutil.copyfile(seeded_landing / landing.PLANES_FILE, root / landing.PLANES_FILE)
+    return root
+
+
+def _land(zone: Path, seeded_landing: Path, table: str, month: str) -> Path:
+    """Land one real month's file by the protocol: temporary name, then rename."""
+    target = landing.monthly_file(zone, table, month)
+    temporary = target.with_name(f".{target.name}.part")
+    shutil.copyfile(landing.monthly_file(seeded_landing, table, month), temporary)
+    temporary.replace(target)
+    return target
+
+
+def _months(result: landing_scan.ScanResult) -> dict[str, list[str]]:
+    return {table: sorted(result.months(table)) for table in landing.MONTHLY_TABLES}
+
+
+def test_first_scan_consumes_everything_then_nothing_is_new(zone: Path) -> None:
+    first = landing_scan.scan(zone, {})
+    assert _months(first) == {"flights": ["2013-01", "2013-02"], "weather": ["2013-01", "2013-02"]}
+    assert [c.key for c in first.changed if c.table == "planes"] == ["planes.csv.gz"]
+    assert first.files_read == 5
+    second = landing_scan.scan(zone, first.state)
+    assert second.changed == []
+    assert second.files_read == 0  # unchanged size and mtime: nothing is read again
+    assert second.state == first.state
+
+
+def test_a_new_month_is_consumed_once_both_of_its_files_have_landed(
+    zone: Path, seeded_landing: Path
+) -> None:
+    state = landing_scan.scan(zone, {}).state
+    _land(zone, seeded_landing, "flights", "2013-03")
+    waiting = landing_scan.scan(zone, state)
+    assert waiting.changed == []
+    assert any(
+        "waiting for" in line and "weather/2013-03.csv.gz" in line for line in waiting.waiting
+    )
+    _land(zone, seeded_landing, "weather", "2013-03")
+    arrived = landing_scan.scan(zone, waiting.state)
+    assert _months(arrived) == {"flights": ["2013-03"], "weather": ["2013-03"]}
+    assert arrived.files_read == 2
+
+
+def test_relanded_identical_content_is_not_new_but_changed_content_is(
+    zone: Path, seeded_landing: Path
+) -> None:
+    state = landing_scan.scan(zone, {}).state
+    relanded = _land(zone, seeded_landing, "flights", "2013-01")
+    os.utime(relanded, ns=(1, 1))  # a new modification time, the same bytes
+    same = landing_scan.scan(zone, state)
+    assert same.changed == [] and same.files_read == 1
+    rows = gzip.decompress(relanded.read_bytes()).decode().splitlines()
+    changed_bytes = gzip.compress("\n".join(rows[:-1]).encode() + b"\n", mtime=0)
+    temporary = relanded.with_name(".2013-01.csv.gz.part")
+    temporary.write_bytes(changed_bytes)
+    temporary.replace(relanded)
+    changed = landing_scan.scan(zone, same.state)
+    assert _months(changed) == {"flights": ["2013-01"], "weather": []}
+    assert changed.changed[0].sha256 != state["flights/2013-01.csv.gz"].sha256
+
+
+def test_partial_copies_and_stray_names_are_reported_and_never_consumed(
+    zone: Path, seeded_landing: Path
+) -> None:
+    state = landing_scan.scan(zone, {}).state
+    source = landing.monthly_file(seeded_landing, "flights", "2013-04").read_bytes()
+    (zone / "flights" / ".2013-04.csv.gz.part").write_bytes(source[:1000])  # in progress
+    landing.monthly_file(zone, "weather", "2013-04").write_bytes(
+        landing.monthly_file(seeded_landing, "weather", "2013-04").read_bytes()[:5000]
+    )  # copied straight to its final name, and not finished
+    (zone / "flights" / "2013-13.csv.gz").write_bytes(b"")
+    (zone / "flights" / "notes.txt").write_text("hello")
+    result = landing_scan.scan(zone, state)
+    assert result.changed == []
+    assert sorted(result.rejected) == [
+        f"{zone / 'flights' / '2013-13.csv.gz'}: not a monthly file name, ignored "
+        "('2013-13' is not a month in the form YYYY-MM (e.g. 2013-06))",
+        f"{zone / 'flights' / 'notes.txt'}: not a monthly file name, ignored (want YYYY-MM.csv.gz)",
+    ]
+    assert result.waiting == [
+        f"{zone / 'weather' / '2013-04.csv.gz'}: gzip stream is incomplete (a copy in "
+        "progress or truncated); not consumed, looked at again next time"
+    ]
+    assert "weather/2013-04.csv.gz" not in result.state
+    # The copy finishes: both April files are then consumed together.
+    _land(zone, seeded_landing, "weather", "2013-04")
+    _land(zone, seeded_landing, "flights", "2013-04")
+    done = landing_scan.scan(zone, result.state)
+    assert _months(done) == {"flights": ["2013-04"], "weather": ["2013-04"]}
+
+
+def test_state_round_trips_through_the_cursor(zone: Path) -> None:
+    state = landing_scan.scan(zone, {}).state
+    assert landing_scan.decode_state(landing_scan.encode_state(state)) == state
+    assert landing_scan.decode_state(None) == {}
+    assert landing_scan.decode_state('{"version": 0, "files": {}}') == {}
+
+
+def test_corrupt_gzip_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "2013-01.csv.gz"
+    bad.write_bytes(b"this is not gzip at all")
+    with pytest.raises(landing.LandingError, match=f"{bad}: not a valid gzip file"):
+        landing_scan.file_sha256(bad)
