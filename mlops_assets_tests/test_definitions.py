@@ -33,8 +33,37 @@ def test_definitions_validate_and_bind_every_resource() -> None:
         assert node.owners == ["team:mlops"]
         assert node.kinds
         assert node.description and "\n" not in node.description.strip()
-    for job in ("training_job", "data_job"):
+    for job in ("training_job", "data_job", "retrain_job"):
         assert defs.resolve_job_def(job) is not None
+
+
+def test_model_assets_refresh_by_automation_and_every_step_retries_transient_faults() -> None:
+    defs = definitions.defs
+    graph = defs.resolve_asset_graph()
+    for key in ASSETS:
+        node = graph.get(dg.AssetKey(key))
+        automated = key in {"trained_model", "model_evaluation", "registered_model"}
+        assert (node.automation_condition is not None) == automated
+        policy = defs.resolve_assets_def(key).op.retry_policy
+        assert policy is not None and policy.max_retries >= 3
+        assert policy.backoff == dg.Backoff.EXPONENTIAL
+        assert policy.jitter == dg.Jitter.PLUS_MINUS
+
+
+def test_weekly_retrain_schedule_and_sensors_start_stopped() -> None:
+    defs = definitions.defs
+    schedule = defs.resolve_schedule_def("weekly_retrain_schedule")
+    assert schedule.cron_schedule == "0 3 * * 1"
+    assert schedule.execution_timezone == "UTC"
+    assert schedule.job_name == "retrain_job"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    sensor = defs.resolve_sensor_def("automation_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_nothing_is_automated_while_the_features_are_missing(instance: dg.DagsterInstance) -> None:
+    result = dg.evaluate_automation_conditions(defs=definitions.defs, instance=instance)
+    assert result.total_requested == 0
 
 
 def test_data_job_stops_at_features() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import mlflow
@@ -191,6 +192,13 @@ def test_failing_training_leaves_its_run_failed_and_champion_in_place(
         raise_on_error=False,
     )
     assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data
+    assert failure.user_failure_data is not None
+    assert failure.user_failure_data.description == "RuntimeError: out of memory while fitting"
+    retries = [
+        e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
+    assert retries == []  # a crash that would happen again is not retried
     experiment = client.get_experiment_by_name("flight_delay")
     assert experiment is not None
     parent = client.search_runs(
@@ -206,6 +214,71 @@ def test_failing_training_leaves_its_run_failed_and_champion_in_place(
     champion_after = client.get_model_version_by_alias("flight_delay_classifier", "champion")
     assert champion_after.version == champion_before.version
     assert len(client.search_model_versions("name = 'flight_delay_classifier'")) == 1
+
+
+def test_new_features_make_the_automation_retrain_evaluate_and_register(
+    materialized: Materialized, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(materialized.data))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{materialized.data / 'mlflow.db'}")
+    defs = definitions.defs
+    settled = dg.evaluate_automation_conditions(defs=defs, instance=materialized.instance)
+    assert settled.total_requested == 0  # everything is up to date after training_job
+    refreshed = defs.resolve_job_def("data_job").execute_in_process(instance=materialized.instance)
+    assert refreshed.success
+    after = dg.evaluate_automation_conditions(
+        defs=defs, instance=materialized.instance, cursor=settled.cursor
+    )
+    requested = {
+        key.to_user_string()
+        for key in defs.resolve_asset_graph().get_all_asset_keys()
+        if after.get_num_requested(key)
+    }
+    assert requested == {"trained_model", "model_evaluation", "registered_model"}
+
+
+def test_a_transient_fault_is_retried_in_a_new_nested_run(
+    materialized: Materialized, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_train = training.train_classifier
+    calls: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("tracking server reset the connection")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_classifier", flaky)
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(materialized.data))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{materialized.data / 'mlflow.db'}")
+    job = definitions.defs.resolve_job_def("training_job")
+    result = job.execute_in_process(
+        instance=materialized.instance,
+        asset_selection=[dg.AssetKey("trained_model")],
+        run_config={"ops": {"trained_model": {"config": {"max_iter": 20}}}},
+    )
+    assert result.success
+    retries = [
+        e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
+    assert len(retries) == 1 and len(calls) == 2
+    client = materialized.client
+    experiment = client.get_experiment_by_name("flight_delay")
+    assert experiment is not None
+    parent = client.search_runs(
+        [experiment.experiment_id], f"tags.{DAGSTER_RUN_TAG} = '{result.run_id}'"
+    )[0]
+    children = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`{PARENT_RUN_TAG}` = '{parent.info.run_id}'",
+        order_by=["attributes.start_time ASC"],
+    )
+    assert [(c.data.tags["dagster.attempt"], c.info.status) for c in children] == [
+        ("1", "FAILED"),
+        ("2", "FINISHED"),
+    ]
+    assert parent.info.status == "FINISHED"  # the retry succeeded
 
 
 def test_raw_assets_without_seed_fail_with_the_command_to_run(project_env: Path) -> None:

@@ -1,5 +1,7 @@
-"""The local stack as users drive it: a real Chromium on the Dagster and MLflow UIs, and
-Dagster's own GraphQL client, against ``dagster dev`` + ``mlflow server`` on loopback."""
+"""The local stack as users drive it, against ``dagster dev`` + ``mlflow server`` on loopback.
+
+A real Chromium on the Dagster and MLflow UIs, and Dagster's own GraphQL client.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS, png_markdown
+from mlops_assets.defs.policies import MLFLOW_RETRY, RETRAIN_WHEN_INPUTS_CHANGE
 from mlops_assets.records import EvaluationReport, ModelReference
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.mlflow_tracking import log_files
@@ -32,6 +33,8 @@ class EvaluationConfig(dg.Config):
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
     code_version="1",
+    retry_policy=MLFLOW_RETRY,
+    automation_condition=RETRAIN_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
 )
 def model_evaluation(
@@ -57,11 +60,12 @@ def model_evaluation(
         split = temporal_split(flight_features)
         if split.holdout_month != trained_model.holdout_month:
             raise dg.Failure(
+                allow_retries=False,
                 description=(
                     f"flight_features now holds out month {split.holdout_month} but "
                     f"trained_model held out month {trained_model.holdout_month}: "
                     "materialize trained_model first."
-                )
+                ),
             )
         mlflow.log_params({**config.model_dump(), "model_uri": trained_model.model_uri})
         features = split.holdout[list(FEATURE_COLUMNS)]

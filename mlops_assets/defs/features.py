@@ -5,6 +5,7 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS, table_metadata
+from mlops_assets.defs.policies import FILE_RETRY
 from mlops_assets.resources import MlflowTracking
 
 
@@ -26,7 +27,13 @@ class FeatureConfig(dg.Config):
     )
 
 
-@dg.asset(group_name="features", kinds={"pandas"}, owners=OWNERS, code_version="1")
+@dg.asset(
+    group_name="features",
+    kinds={"pandas"},
+    owners=OWNERS,
+    code_version="1",
+    retry_policy=FILE_RETRY,
+)
 def flight_features(
     context: dg.AssetExecutionContext,
     config: FeatureConfig,

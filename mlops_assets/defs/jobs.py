@@ -1,4 +1,4 @@
-"""Jobs: the whole pipeline, and the data half of it."""
+"""Jobs: the whole pipeline, its data half and its model half."""
 
 import dagster as dg
 
@@ -12,4 +12,10 @@ data_job = dg.define_asset_job(
     "data_job",
     selection=dg.AssetSelection.groups("ingestion", "features"),
     description="Read the landing zone and rebuild the feature table.",
+)
+
+retrain_job = dg.define_asset_job(
+    "retrain_job",
+    selection=dg.AssetSelection.groups("training", "evaluation", "registry"),
+    description="Train, evaluate and register the model on the features already built.",
 )

@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from mlops_assets.defs.metadata import OWNERS, table_metadata
+from mlops_assets.defs.policies import FILE_RETRY
 from mlops_assets.landing import LandingError
 from mlops_assets.ml import raw
 from mlops_assets.resources import LandingZone, MlflowTracking
@@ -28,7 +29,7 @@ def _materialize(
         try:
             frame = raw.concat_typed(raw.read_raw_csv(path, schema) for path in paths)
         except LandingError as error:
-            raise dg.Failure(description=str(error)) from error
+            raise dg.Failure(description=str(error), allow_retries=False) from error
         mlflow.log_params(
             {"files": len(paths), "first_file": paths[0].name, "last_file": paths[-1].name}
         )
@@ -43,7 +44,13 @@ def _materialize(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas", "csv"}, owners=OWNERS, code_version="1")
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas", "csv"},
+    owners=OWNERS,
+    code_version="1",
+    retry_policy=FILE_RETRY,
+)
 def raw_flights(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:
@@ -52,7 +59,13 @@ def raw_flights(
     return _materialize(context, mlflow_tracking, files, raw.FLIGHTS_SCHEMA)
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas", "csv"}, owners=OWNERS, code_version="1")
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas", "csv"},
+    owners=OWNERS,
+    code_version="1",
+    retry_policy=FILE_RETRY,
+)
 def raw_weather(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:
@@ -61,7 +74,13 @@ def raw_weather(
     return _materialize(context, mlflow_tracking, files, raw.WEATHER_SCHEMA)
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas", "csv"}, owners=OWNERS, code_version="1")
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas", "csv"},
+    owners=OWNERS,
+    code_version="1",
+    retry_policy=FILE_RETRY,
+)
 def raw_planes(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:

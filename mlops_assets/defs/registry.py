@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS
+from mlops_assets.defs.policies import MLFLOW_RETRY, RETRAIN_WHEN_INPUTS_CHANGE
 from mlops_assets.records import EvaluationReport, ModelReference, RegisteredModelVersion
 from mlops_assets.resources import MlflowTracking
 
@@ -26,6 +27,8 @@ class RegistryConfig(dg.Config):
     kinds={"mlflow"},
     owners=OWNERS,
     code_version="1",
+    retry_policy=MLFLOW_RETRY,
+    automation_condition=RETRAIN_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
 )
 def registered_model(
@@ -45,10 +48,11 @@ def registered_model(
     with mlflow_tracking.asset_run(context) as run:
         if model_evaluation.model_uri != trained_model.model_uri:
             raise dg.Failure(
+                allow_retries=False,
                 description=(
                     f"model_evaluation scored {model_evaluation.model_uri} but trained_model is "
                     f"{trained_model.model_uri}: materialize model_evaluation first."
-                )
+                ),
             )
         roc_auc = model_evaluation.metrics["roc_auc"]
         decision = absolute_floor_gate(roc_auc, config.min_roc_auc)

@@ -5,6 +5,7 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS
+from mlops_assets.defs.policies import MLFLOW_RETRY, RETRAIN_WHEN_INPUTS_CHANGE
 from mlops_assets.records import ModelReference
 from mlops_assets.resources import MlflowTracking
 
@@ -27,6 +28,8 @@ class TrainingConfig(dg.Config):
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
     code_version="1",
+    retry_policy=MLFLOW_RETRY,
+    automation_condition=RETRAIN_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
 )
 def trained_model(

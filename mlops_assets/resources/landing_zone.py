@@ -32,10 +32,11 @@ class LandingZone(dg.ConfigurableResource):
         months = landing.landed_months(self.root(), table)
         if not months:
             raise dg.Failure(
+                allow_retries=False,
                 description=(
                     f"No {table} files in the landing zone {self.root() / table}. "
                     "Run `mlops-assets seed` (or `make seed`) to land the NYC flights 2013 data."
-                )
+                ),
             )
         return [landing.monthly_file(self.root(), table, month) for month in months]
 
@@ -48,6 +49,7 @@ class LandingZone(dg.ConfigurableResource):
         path = self.root() / landing.PLANES_FILE
         if not path.exists():
             raise dg.Failure(
-                description=f"{path} is missing. Run `mlops-assets seed` to land the planes file."
+                allow_retries=False,
+                description=f"{path} is missing. Run `mlops-assets seed` to land the planes file.",
             )
         return path

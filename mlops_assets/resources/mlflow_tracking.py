@@ -28,6 +28,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from mlops_assets import gc_policy, settings
+from mlops_assets.faults import is_transient
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -262,7 +263,9 @@ class MlflowTracking(dg.ConfigurableResource):
         """End the parent when none of its nested runs is still running.
 
         Every nested run ends itself before calling this, so the last one to end always sees
-        all of its siblings ended and leaves the parent FINISHED, or FAILED if any failed.
+        all of its siblings ended. The parent ends FAILED if the latest attempt of any asset
+        (partition) failed, else FINISHED: an attempt that failed and was retried with
+        success does not fail the parent.
         """
         client = self.client()
         children = client.search_runs(
@@ -270,7 +273,13 @@ class MlflowTracking(dg.ConfigurableResource):
         )
         if any(child.info.status == RUNNING for child in children):
             return
-        failed = any(child.info.status in (FAILED, KILLED) for child in children)
+        latest: dict[tuple[str, str], Run] = {}
+        for child in sorted(children, key=lambda run: run.info.start_time or 0):
+            tags = child.data.tags
+            latest[(tags.get("dagster.asset_key", ""), tags.get("dagster.partition_key", ""))] = (
+                child
+            )
+        failed = any(child.info.status in (FAILED, KILLED) for child in latest.values())
         end_time = max((child.info.end_time or 0 for child in children), default=None)
         client.set_terminated(
             parent_run_id, status=FAILED if failed else FINISHED, end_time=end_time
@@ -282,7 +291,9 @@ class MlflowTracking(dg.ConfigurableResource):
 
         Inside the block, ``mlflow.log_*`` calls go to the nested run. It ends FINISHED when
         the block succeeds, and FAILED (KILLED if interrupted) when it raises, then the
-        parent's status is brought up to date.
+        parent's status is brought up to date. A transient fault (see ``faults.is_transient``)
+        propagates so that the step's ``RetryPolicy`` runs it again, in a new nested run; any
+        other error becomes a ``dg.Failure`` that is not retried.
         """
         import mlflow
 
@@ -299,6 +310,7 @@ class MlflowTracking(dg.ConfigurableResource):
             "dagster.asset_key": asset_key.to_user_string(),
             "dagster.code_version": context.assets_def.code_versions_by_key.get(asset_key) or "",
             "dagster.run_url": self.dagster_run_url(context.run.run_id),
+            "dagster.attempt": str(context.retry_number + 1),
             "mlflow.source.git.commit": git_commit(),
             "git_commit": git_commit(),
         }
@@ -321,6 +333,15 @@ class MlflowTracking(dg.ConfigurableResource):
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             status = KILLED
             raise
+        except dg.Failure:
+            raise
+        except Exception as error:
+            if is_transient(error):
+                raise  # the step's RetryPolicy runs it again
+            # Retrying cannot fix bad data, bad configuration or a bug: fail once, loudly.
+            raise dg.Failure(
+                description=f"{type(error).__name__}: {error}", allow_retries=False
+            ) from error
         finally:
             mlflow.end_run(status=status)
             self._finish_parent(parent_run_id)
