@@ -26,6 +26,10 @@ def render(figures: dict[str, Any]) -> str:
         ("Full materialization, cold CLI process (median)", f"{figures['pipeline_s']} s"),
         ("Same computation as a plain script (median)", f"{figures['plain_s']} s"),
         (
+            "Absolute overhead (difference of the medians)",
+            f"{figures['pipeline_s'] - figures['plain_s']:.2f} s",
+        ),
+        (
             "Orchestration + tracking overhead ratio (of the medians; median of paired runs)",
             f"{figures['ratio']}; {figures['paired_ratio_median']} (target <= 1.3)",
         ),

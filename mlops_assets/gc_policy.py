@@ -31,7 +31,9 @@ def heavy_imports() -> Iterator[None]:
     """Import inside the block with the collector paused, then freeze what the imports made.
 
     Nothing is frozen when the block imported nothing new, so calling this again after data
-    was loaded cannot pin that data in memory.
+    was loaded cannot pin that data in memory. The cyclic garbage an import leaves is frozen
+    with the rest rather than collected: measured for MLflow, ~700 objects against 0.08 s
+    for a collection of what the import allocated.
     """
     modules_before = len(sys.modules)
     was_enabled = gc.isenabled()

@@ -66,10 +66,13 @@ class ScanResult:
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a landed file's bytes, after checking it is one complete gzip stream.
+    """SHA-256 of a landed file's bytes, after checking it is complete gzip data.
+
+    Concatenated gzip members are accepted (as ``gzip`` reads them); data after the last
+    complete member, or a member cut short, is not.
 
     Raises:
-        LandingError: When the file is not a complete gzip stream, naming the file.
+        LandingError: When the file is not complete gzip data, naming the file.
     """
     digest = hashlib.sha256()
     inflater = zlib.decompressobj(wbits=31)  # gzip framing
@@ -78,11 +81,28 @@ def file_sha256(path: Path) -> str:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
                 inflater.decompress(chunk)
+                while inflater.eof and inflater.unused_data:
+                    rest = inflater.unused_data
+                    inflater = zlib.decompressobj(wbits=31)
+                    inflater.decompress(rest)
     except zlib.error as error:
         raise LandingError(f"{path}: not a valid gzip file ({error})") from error
     if not inflater.eof:
         raise LandingError(f"{path}: gzip stream is incomplete (a copy in progress or truncated)")
     return digest.hexdigest()
+
+
+def content_version(paths: list[Path]) -> str:
+    """One SHA-256 for the content of several landed files (their names and hashes).
+
+    It is the data version of a raw asset: unchanged files give the same version, so
+    re-reading them leaves everything downstream in sync.
+
+    Raises:
+        LandingError: When a file is not a complete gzip stream.
+    """
+    lines = sorted(f"{path.name}:{file_sha256(path)}" for path in paths)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _is_temporary(name: str) -> bool:
@@ -118,7 +138,10 @@ def _landed(root: Path) -> tuple[dict[str, _Landed], list[str]]:
                 except LandingError as error:
                     rejected.append(f"{entry.path}: not a monthly file name, ignored ({error})")
                     continue
-                stat = entry.stat()
+                try:
+                    stat = entry.stat()
+                except FileNotFoundError:
+                    continue  # removed while the scan ran
                 found[f"{table}/{entry.name}"] = _Landed(
                     table, stem, Path(entry.path), stat.st_size, stat.st_mtime_ns
                 )
@@ -143,6 +166,7 @@ def scan(root: Path, previous: Mapping[str, FileState]) -> ScanResult:
     found, rejected = _landed(root)
     result = ScanResult(rejected=rejected)
     fresh: dict[str, ChangedFile] = {}
+    incomplete: set[str] = set()
     for key, landed in sorted(found.items()):
         before = previous.get(key)
         if before and (before.size, before.mtime_ns) == (landed.size, landed.mtime_ns):
@@ -151,8 +175,11 @@ def scan(root: Path, previous: Mapping[str, FileState]) -> ScanResult:
         result.files_read += 1
         try:
             sha = file_sha256(landed.path)
+        except FileNotFoundError:
+            continue  # removed while the scan ran
         except LandingError as error:
             result.waiting.append(f"{error}; not consumed, looked at again next time")
+            incomplete.add(key)
             if before:
                 result.state[key] = before
             continue
@@ -164,10 +191,10 @@ def scan(root: Path, previous: Mapping[str, FileState]) -> ScanResult:
         result.state[key] = now
     for key, changed in fresh.items():
         sibling = _sibling(changed)
-        if sibling and sibling not in found:
+        if sibling and (sibling not in result.state or sibling in incomplete):
             result.waiting.append(
-                f"{root / key}: waiting for {root / sibling} before month {changed.month} "
-                "is consumed"
+                f"{root / key}: waiting for a complete {root / sibling} before month "
+                f"{changed.month} is consumed"
             )
             if key in previous:
                 result.state[key] = previous[key]
@@ -192,10 +219,21 @@ def encode_state(state: Mapping[str, FileState]) -> str:
 
 
 def decode_state(cursor: str | None) -> dict[str, FileState]:
-    """Read a scan state written by :func:`encode_state`; empty for no cursor."""
+    """Read a scan state written by :func:`encode_state`; empty for no cursor.
+
+    Raises:
+        ValueError: When the cursor is not a state of this version. Starting from an empty
+            state instead would consume every landed file again.
+    """
     if not cursor:
         return {}
-    data = json.loads(cursor)
-    if data.get("version") != STATE_VERSION:
-        return {}
-    return {key: FileState(*value) for key, value in data["files"].items()}
+    try:
+        data = json.loads(cursor)
+        if data["version"] != STATE_VERSION:
+            raise ValueError(f"version {data['version']!r}, expected {STATE_VERSION}")
+        return {key: FileState(*value) for key, value in data["files"].items()}
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"landing-zone state is unreadable ({error}); reset the sensor's cursor to "
+            "re-consume the whole landing zone on purpose"
+        ) from error

@@ -80,27 +80,46 @@ class Server:
         return "\n".join(text[-lines:])
 
     def stop(self, grace: float = 20.0) -> None:
-        """Stop the whole process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+        """Stop the whole process group: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+        Raises:
+            AssertionError: When a process of the group survives SIGKILL.
+        """
         group = self.process.pid  # start_new_session: the group id is the leader's pid
+
+        def stopped() -> bool:
+            self.process.poll()  # reap the leader, else it lingers as a zombie
+            return not group_members(group)
+
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(group, sig)
             except ProcessLookupError:
                 break
             try:
-                wait_until(lambda: not _group_alive(group), grace, f"{self.name} to stop")
+                wait_until(stopped, grace, f"{self.name} to stop", interval=0.2)
                 break
             except TimeoutError:
                 continue
         self.process.wait(timeout=grace)
+        if left := group_members(group):
+            raise AssertionError(f"{self.name}: processes {left} survived SIGKILL")
 
 
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def group_members(group: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
 
 
 def processes_using(marker: str) -> list[int]:
@@ -111,7 +130,7 @@ def processes_using(marker: str) -> list[int]:
             continue
         try:
             blob = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().split()[2]
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
         if marker.encode() in blob and state != "Z":
@@ -150,13 +169,14 @@ def _code_location_loaded(dagster_url: str) -> bool:
         data = graphql(
             dagster_url,
             "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus "
-            "locationOrLoadError { __typename } } } } }",
+            "locationOrLoadError { __typename ... on PythonError { message } } } } } }",
         )
     except (urllib.error.URLError, ConnectionError, TimeoutError, RuntimeError):
         return False
     entries = data["workspaceOrError"].get("locationEntries", [])
-    if any(e["locationOrLoadError"]["__typename"] == "PythonError" for e in entries):
-        raise RuntimeError("the code location failed to load in dagster dev")
+    for entry in entries:
+        if (error := entry["locationOrLoadError"] or {}).get("__typename") == "PythonError":
+            raise RuntimeError(f"the code location failed to load: {error['message']}")
     return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
 
 
@@ -242,3 +262,25 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
     left = processes_using(str(home)) + processes_using(str(data))
     if left:
         raise AssertionError(f"processes left running after the stack stopped: {left}")
+
+
+@contextmanager
+def webserver(module: str, env: dict[str, str], logs: Path) -> Iterator[str]:
+    """``dagster-webserver`` for ``module`` on a free loopback port; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    logs.mkdir(parents=True, exist_ok=True)
+    server = _start(
+        f"webserver-{port}",
+        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", module],
+        env,
+        logs,
+    )
+    try:
+        wait_until(lambda: _code_location_loaded(url), 120, f"dagster-webserver for {module}")
+        yield url
+    except BaseException as error:
+        error.add_note(f"--- webserver log ---\n{server.tail()}")
+        raise
+    finally:
+        server.stop()

@@ -1,18 +1,27 @@
-"""Which errors the steps retry: transient faults only."""
+"""Which errors the steps retry: transient faults only, wherever they sit in the chain."""
 
 from __future__ import annotations
+
+import errno
+import gzip
 
 import pytest
 import requests
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import (
-    INVALID_PARAMETER_VALUE,
-    RESOURCE_DOES_NOT_EXIST,
-    TEMPORARILY_UNAVAILABLE,
-)
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
 from sqlalchemy.exc import OperationalError
 
 from mlops_assets.faults import is_transient
+
+
+def _raised_from(outer: BaseException, cause: BaseException) -> BaseException:
+    try:
+        try:
+            raise cause
+        except BaseException:  # noqa: BLE001  (builds the implicit chain MLflow builds)
+            raise outer  # noqa: B904
+    except BaseException as chained:  # noqa: BLE001
+        return chained
 
 
 @pytest.mark.parametrize(
@@ -20,11 +29,19 @@ from mlops_assets.faults import is_transient
     [
         ConnectionRefusedError("connection refused"),
         TimeoutError("timed out"),
-        OSError(5, "Input/output error"),
+        OSError(errno.ECONNRESET, "Connection reset by peer"),
         requests.exceptions.ConnectionError("Max retries exceeded"),
         OperationalError("INSERT ...", {}, Exception("database is locked")),
-        MlflowException("API request failed: 503", error_code=TEMPORARILY_UNAVAILABLE),
-        MlflowException("API request to http://127.0.0.1:5000 failed with exception ..."),
+        # MLflow's REST client: "API request to ... failed with exception ...", chained
+        _raised_from(
+            MlflowException("API request to http://127.0.0.1:5000 failed with exception ..."),
+            requests.exceptions.ConnectionError("Max retries exceeded"),
+        ),
+        # MLflow's SQL store wraps a locked SQLite database
+        _raised_from(
+            MlflowException("(sqlite3.OperationalError) ...", error_code=TEMPORARILY_UNAVAILABLE),
+            OperationalError("UPDATE runs ...", {}, Exception("database is locked")),
+        ),
     ],
 )
 def test_transient_faults_are_retried(error: BaseException) -> None:
@@ -36,12 +53,19 @@ def test_transient_faults_are_retried(error: BaseException) -> None:
     [
         FileNotFoundError(2, "No such file or directory", "landing/flights/2013-13.csv.gz"),
         PermissionError(13, "Permission denied"),
+        OSError(errno.ENOSPC, "No space left on device"),
+        gzip.BadGzipFile("Not a gzipped file (b'ab')"),
+        requests.exceptions.InvalidURL("Invalid URL 'http://'"),
         ValueError("could not convert string to float: 'abc'"),
         RuntimeError("out of memory while fitting"),
-        KeyError("arr_delay"),
         OperationalError("SELECT ...", {}, Exception("no such table: runs")),
         MlflowException("Invalid name 'bad/name'", error_code=INVALID_PARAMETER_VALUE),
-        MlflowException("Registered model not found", error_code=RESOURCE_DOES_NOT_EXIST),
+        # MLflow's SQL store wraps a missing table the same way as a locked database
+        _raised_from(
+            MlflowException("(sqlite3.OperationalError) ...", error_code=TEMPORARILY_UNAVAILABLE),
+            OperationalError("SELECT ...", {}, Exception("no such table: runs")),
+        ),
+        MlflowException("API request to http://127.0.0.1:5000 failed: 500 bad signature"),
     ],
 )
 def test_errors_that_would_happen_again_are_not_retried(error: BaseException) -> None:

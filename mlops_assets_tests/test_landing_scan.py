@@ -117,7 +117,44 @@ def test_state_round_trips_through_the_cursor(zone: Path) -> None:
     state = landing_scan.scan(zone, {}).state
     assert landing_scan.decode_state(landing_scan.encode_state(state)) == state
     assert landing_scan.decode_state(None) == {}
-    assert landing_scan.decode_state('{"version": 0, "files": {}}') == {}
+    for unreadable in ('{"version": 0, "files": {}}', "not json", '{"files": {}}'):
+        with pytest.raises(ValueError, match="reset the sensor's cursor"):
+            landing_scan.decode_state(unreadable)
+
+
+def test_a_month_waits_while_its_other_file_is_incomplete(zone: Path, seeded_landing: Path) -> None:
+    state = landing_scan.scan(zone, {}).state
+    _land(zone, seeded_landing, "flights", "2013-05")
+    weather = landing.monthly_file(zone, "weather", "2013-05")
+    weather.write_bytes(
+        landing.monthly_file(seeded_landing, "weather", "2013-05").read_bytes()[:3000]
+    )
+    result = landing_scan.scan(zone, state)
+    assert result.changed == []
+    assert "flights/2013-05.csv.gz" not in result.state
+    assert any("waiting for a complete" in line for line in result.waiting)
+
+
+def test_content_version_changes_with_the_bytes_only(zone: Path, seeded_landing: Path) -> None:
+    files = [landing.monthly_file(zone, "flights", m) for m in ("2013-01", "2013-02")]
+    before = landing_scan.content_version(files)
+    assert landing_scan.content_version(list(reversed(files))) == before
+    os.utime(files[0], ns=(1, 1))
+    assert landing_scan.content_version(files) == before
+    files[0].write_bytes(gzip.compress(b"year,month\n2013,1\n", mtime=0))
+    assert landing_scan.content_version(files) != before
+
+
+def test_concatenated_gzip_members_are_complete_but_trailing_bytes_are_not(
+    tmp_path: Path,
+) -> None:
+    two_members = tmp_path / "2013-01.csv.gz"
+    two_members.write_bytes(gzip.compress(b"a\n", mtime=0) + gzip.compress(b"b\n", mtime=0))
+    assert len(landing_scan.file_sha256(two_members)) == 64
+    cut = tmp_path / "2013-02.csv.gz"
+    cut.write_bytes(gzip.compress(b"a\n", mtime=0) + gzip.compress(b"b\n" * 1000, mtime=0)[:20])
+    with pytest.raises(landing.LandingError, match="incomplete"):
+        landing_scan.file_sha256(cut)
 
 
 def test_corrupt_gzip_names_the_file(tmp_path: Path) -> None:

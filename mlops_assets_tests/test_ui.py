@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,7 +112,13 @@ def _drawn_edges_once_settled(page: Page) -> list[tuple[str, str]]:
     readings: list[list[tuple[str, str]]] = []
 
     def settled() -> bool:
-        edges = sorted((edge["src"], edge["dst"]) for edge in page.evaluate(DRAWN_EDGES_JS))
+        drawn = page.evaluate(DRAWN_EDGES_JS)
+        # Each end must touch its node (within a few pixels), not merely be nearest to one.
+        edges = sorted(
+            (edge["src"], edge["dst"]) for edge in drawn if max(edge["ds"], edge["dd"]) < 5
+        )
+        if len(edges) != len(drawn):
+            return False
         readings.append(edges)
         return len(readings) > 1 and readings[-1] == readings[-2]
 
@@ -251,7 +256,6 @@ def test_graphql_client_submits_the_training_job(stack: LocalStack) -> None:
     """Dagster's GraphQL client, as other tools use it: submit, poll, read materializations."""
     port = int(stack.dagster_url.rsplit(":", 1)[1])
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-    started = time.monotonic()
     run_id = client.submit_job_execution("training_job")
     _wait_for_run_success(stack, run_id)
     materialized = _run_materializations(stack, run_id)
@@ -264,4 +268,3 @@ def test_graphql_client_submits_the_training_job(stack: LocalStack) -> None:
         f"{stack.mlflow_url}/#/models/flight_delay_classifier/versions/"
     )
     _assert_mlflow_runs(stack, run_id)
-    assert time.monotonic() - started < RUN_TIMEOUT_S

@@ -10,14 +10,15 @@ import dagster as dg
 FILE_RETRY = dg.RetryPolicy(
     max_retries=3, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-"""Landing-zone reads and lake writes: 1 s, 2 s, 4 s (each +-50 %)."""
+"""Landing-zone reads and lake writes: Dagster waits (2**n - 1) * delay +- delay, i.e.
+about 1 s, 3 s and 7 s (each +- 1 s)."""
 
 MLFLOW_RETRY = dg.RetryPolicy(
     max_retries=4, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-"""Steps that log to or register in MLflow: 2 s, 4 s, 8 s, 16 s (each +-50 %)."""
+"""Steps that log to or register in MLflow: about 2 s, 6 s, 14 s and 30 s (each +- 2 s)."""
 
 RETRAIN_WHEN_INPUTS_CHANGE = dg.AutomationCondition.eager()
 """Refresh after any upstream asset (or partition) updates, but never while one of them is
-missing or still being computed by a run or a backfill: a 12-month backfill of the features
-therefore leads to one retraining when it is over, not twelve."""
+missing or still being computed by a run or a backfill: a backfill of the data therefore
+leads to one retraining when it is over, not one per run."""

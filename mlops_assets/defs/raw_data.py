@@ -10,6 +10,7 @@ import pandas as pd
 from mlops_assets.defs.metadata import OWNERS, table_metadata
 from mlops_assets.defs.policies import FILE_RETRY
 from mlops_assets.landing import LandingError
+from mlops_assets.landing_scan import content_version
 from mlops_assets.ml import raw
 from mlops_assets.resources import LandingZone, MlflowTracking
 
@@ -27,6 +28,7 @@ def _materialize(
     with mlflow_tracking.asset_run(context) as run:
         paths = find_files()
         try:
+            version = content_version(paths)
             frame = raw.concat_typed(raw.read_raw_csv(path, schema) for path in paths)
         except LandingError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
@@ -36,9 +38,11 @@ def _materialize(
         mlflow.log_metrics({"row_count": len(frame), "column_count": frame.shape[1]})
     return dg.Output(
         frame,
+        data_version=dg.DataVersion(version),
         metadata={
             **table_metadata(frame),
             "files": dg.MetadataValue.json([str(path) for path in paths]),
+            "content_sha256": dg.MetadataValue.text(version),
             **run.metadata(),
         },
     )

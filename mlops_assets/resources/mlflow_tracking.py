@@ -333,7 +333,7 @@ class MlflowTracking(dg.ConfigurableResource):
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             status = KILLED
             raise
-        except dg.Failure:
+        except (dg.Failure, dg.RetryRequested):
             raise
         except Exception as error:
             if is_transient(error):
