@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,21 @@ def test_loading_the_code_location_freezes_it_and_skips_the_final_collection() -
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert done.stdout.split() == ["True", "True"]
+
+
+def test_local_instance_queues_runs_two_at_a_time(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    local_instance.prepare_dagster_home(home, ROOT / "deploy" / "local" / "dagster.yaml")
+    probe = (
+        "import dagster as dg; i = dg.DagsterInstance.get(); "
+        "print(i.get_concurrency_config().run_queue_config.max_concurrent_runs, "
+        "i.telemetry_enabled)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+    )
+    assert done.stdout.split() == ["2", "False"]
