@@ -19,18 +19,11 @@ from mlops_assets.ml import training
 from mlops_assets.ml.features import FEATURE_COLUMNS
 from mlops_assets.resources import build_resources
 from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
+from mlops_assets_tests.contract import ASSET_KEYS
 
 pytestmark = pytest.mark.e2e
 
-ASSETS = [
-    "raw_flights",
-    "raw_weather",
-    "raw_planes",
-    "flight_features",
-    "trained_model",
-    "model_evaluation",
-    "registered_model",
-]
+ASSETS = list(ASSET_KEYS)
 
 
 @dataclass

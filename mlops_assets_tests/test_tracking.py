@@ -12,16 +12,10 @@ from mlflow.entities import Run
 
 from mlops_assets import definitions, landing
 from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
+from mlops_assets_tests.contract import FAST_RUN_CONFIG
 
 pytestmark = pytest.mark.e2e
 
-# Small training and importance settings: these tests are about run bookkeeping, not quality.
-FAST = {
-    "ops": {
-        "trained_model": {"config": {"max_iter": 30}},
-        "model_evaluation": {"config": {"importance_rows": 500}},
-    }
-}
 RAW = [dg.AssetKey("raw_flights"), dg.AssetKey("raw_weather"), dg.AssetKey("raw_planes")]
 
 
@@ -82,7 +76,7 @@ def test_reexecution_from_failure_gets_its_own_parent_and_completes(
         dg.reconstructable(training_job),
         instance=instance,
         run_config={
-            **FAST,
+            **FAST_RUN_CONFIG,
             "resources": {"mlflow_tracking": {"config": {"model_name": "bad/name"}}},
         },
         raise_on_error=False,
@@ -98,7 +92,7 @@ def test_reexecution_from_failure_gets_its_own_parent_and_completes(
     retried = dg.execute_job(
         dg.reconstructable(training_job),
         instance=instance,
-        run_config=FAST,
+        run_config=FAST_RUN_CONFIG,
         reexecution_options=dg.ReexecutionOptions.from_failure(failing.run_id, instance),
     )
     assert retried.success

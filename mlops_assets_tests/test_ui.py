@@ -16,19 +16,12 @@ from dagster_graphql import DagsterGraphQLClient
 from mlflow import MlflowClient
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from mlops_assets_tests.contract import ASSET_KEYS
 from mlops_assets_tests.stack import ROOT, LocalStack, graphql, local_stack, wait_until
 
 pytestmark = pytest.mark.e2e
 
-ASSETS = (
-    "raw_flights",
-    "raw_weather",
-    "raw_planes",
-    "flight_features",
-    "trained_model",
-    "model_evaluation",
-    "registered_model",
-)
+ASSETS = ASSET_KEYS
 EDGES = {
     ("raw_flights", "flight_features"),
     ("raw_weather", "flight_features"),

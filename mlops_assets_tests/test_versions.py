@@ -17,25 +17,10 @@ import dagster as dg
 import pytest
 
 from mlops_assets import definitions, landing
+from mlops_assets_tests.contract import ASSET_KEYS, FAST_RUN_CONFIG
 from mlops_assets_tests.stack import graphql, webserver
 
 pytestmark = pytest.mark.e2e
-
-FAST = {
-    "ops": {
-        "trained_model": {"config": {"max_iter": 30}},
-        "model_evaluation": {"config": {"importance_rows": 500}},
-    }
-}
-ASSETS = {
-    "raw_flights",
-    "raw_weather",
-    "raw_planes",
-    "flight_features",
-    "trained_model",
-    "model_evaluation",
-    "registered_model",
-}
 
 
 @dataclass
@@ -64,7 +49,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, seeded_landing: Path) -> I
             patch.setenv(name, value)
         with dg.instance_for_test(temp_dir=str(home)) as instance:
             job = definitions.defs.resolve_job_def("training_job")
-            assert job.execute_in_process(instance=instance, run_config=FAST).success
+            assert job.execute_in_process(instance=instance, run_config=FAST_RUN_CONFIG).success
             server_env = {**os.environ, **env}
             with (
                 webserver("mlops_assets.definitions", server_env, root / "logs") as current,
@@ -89,7 +74,7 @@ def _materialize(defs: dg.Definitions, project: Project, keys: set[str]) -> None
     result = job.execute_in_process(
         instance=project.instance,
         asset_selection=[dg.AssetKey(key) for key in sorted(keys)],
-        run_config={"ops": {k: v for k, v in FAST["ops"].items() if k in keys}},
+        run_config={"ops": {k: v for k, v in FAST_RUN_CONFIG["ops"].items() if k in keys}},
     )
     assert result.success
 
@@ -100,7 +85,7 @@ def _materialize_unsynced_until_in_sync(
     """Do what "Materialize unsynced" does, as often as it takes; returns each round's set."""
     rounds: list[set[str]] = []
     while unsynced := _unsynced(url):
-        assert len(rounds) < len(ASSETS), f"never in sync: {rounds}"
+        assert len(rounds) < len(ASSET_KEYS), f"never in sync: {rounds}"
         rounds.append(unsynced)
         _materialize(defs, project, unsynced)
     return rounds

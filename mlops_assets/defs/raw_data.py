@@ -17,6 +17,17 @@ from mlops_assets.resources import LandingZone, MlflowTracking
 GROUP = "ingestion"
 
 
+def raw_asset(compute: Callable[..., dg.Output[pd.DataFrame]]) -> dg.AssetsDefinition:
+    """Declare a raw asset: the ingestion group's kinds, owners, code version and retries."""
+    return dg.asset(
+        group_name=GROUP,
+        kinds={"pandas", "csv"},
+        owners=OWNERS,
+        code_version="1",
+        retry_policy=FILE_RETRY,
+    )(compute)
+
+
 def _materialize(
     context: dg.AssetExecutionContext,
     mlflow_tracking: MlflowTracking,
@@ -48,13 +59,7 @@ def _materialize(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas", "csv"},
-    owners=OWNERS,
-    code_version="1",
-    retry_policy=FILE_RETRY,
-)
+@raw_asset
 def raw_flights(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:
@@ -63,13 +68,7 @@ def raw_flights(
     return _materialize(context, mlflow_tracking, files, raw.FLIGHTS_SCHEMA)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas", "csv"},
-    owners=OWNERS,
-    code_version="1",
-    retry_policy=FILE_RETRY,
-)
+@raw_asset
 def raw_weather(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:
@@ -78,13 +77,7 @@ def raw_weather(
     return _materialize(context, mlflow_tracking, files, raw.WEATHER_SCHEMA)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas", "csv"},
-    owners=OWNERS,
-    code_version="1",
-    retry_policy=FILE_RETRY,
-)
+@raw_asset
 def raw_planes(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:

@@ -1,0 +1,18 @@
+"""What the tests share: the public asset keys, and a run config that trains quickly."""
+
+ASSET_KEYS = (
+    "raw_flights",
+    "raw_weather",
+    "raw_planes",
+    "flight_features",
+    "trained_model",
+    "model_evaluation",
+    "registered_model",
+)
+
+FAST_RUN_CONFIG = {
+    "ops": {
+        "trained_model": {"config": {"max_iter": 30}},
+        "model_evaluation": {"config": {"importance_rows": 500}},
+    }
+}
