@@ -38,8 +38,8 @@ def _materialize(
 
     with mlflow_tracking.asset_run(context) as run:
         paths = find_files()
+        version = content_version(paths)
         try:
-            version = content_version(paths)
             frame = raw.concat_typed(raw.read_raw_csv(path, schema) for path in paths)
         except LandingError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
