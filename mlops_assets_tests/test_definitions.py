@@ -59,6 +59,9 @@ def test_weekly_retrain_schedule_and_sensors_start_stopped() -> None:
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     sensor = defs.resolve_sensor_def("automation_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    # Bookkeeping only, so on by default: it closes MLflow runs that a failed run left open.
+    closer = defs.resolve_sensor_def("mlflow_run_failure_sensor")
+    assert closer.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_nothing_is_automated_while_the_features_are_missing(instance: dg.DagsterInstance) -> None:

@@ -11,6 +11,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from mlops_assets import definitions, landing
+from mlops_assets.defs.run_monitoring import mlflow_run_failure_sensor
+from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
 from mlops_assets_tests.contract import FAST_RUN_CONFIG
 
@@ -103,3 +105,46 @@ def test_reexecution_from_failure_gets_its_own_parent_and_completes(
     assert children[0].info.status == "FINISHED"
     version = client.get_model_version_by_alias("flight_delay_classifier", "champion")
     assert version.tags["dagster.run_id"] == retried.run_id
+
+
+def test_the_run_failure_sensor_closes_what_a_failure_outside_the_asset_body_left_open(
+    project_env: Path, instance: dg.DagsterInstance
+) -> None:
+    landing.seed_landing_zone(project_env / "landing", "2013-01")
+    blocker = project_env / "blocker"
+    blocker.write_text("a file where the lake folder should be")
+    # raw_planes computes fine, then its IO manager cannot write: the step fails after the
+    # asset body (and its nested MLflow run) ended well. Retries are off to keep this short.
+    failing = dg.execute_job(
+        dg.reconstructable(training_job),
+        instance=instance,
+        asset_selection=[dg.AssetKey("raw_planes")],
+        run_config={
+            "execution": {"config": {"retries": {"disabled": {}}}},
+            "resources": {"io_manager": {"config": {"base_path": str(blocker / "lake")}}},
+        },
+        raise_on_error=False,
+    )
+    assert not failing.success
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    parent, children = _runs_of(client, failing.run_id)
+    assert (parent.info.status, [c.info.status for c in children]) == ("FINISHED", ["FINISHED"])
+
+    failure = instance.get_records_for_run(
+        failing.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
+    ).records[0]
+    assert failure.event_log_entry.dagster_event is not None
+    context = dg.build_run_status_sensor_context(
+        sensor_name="mlflow_run_failure_sensor",
+        dagster_event=failure.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=failing.dagster_run,
+        resources={"mlflow_tracking": MlflowTracking()},
+    ).for_run_failure()
+    mlflow_run_failure_sensor(context)
+    parent, children = _runs_of(client, failing.run_id)
+    assert parent.info.status == "FAILED"
+    assert "raw_planes" in parent.data.tags["dagster.failure"]
+    assert [c.info.status for c in children] == ["FINISHED"]  # its body did succeed
+    mlflow_run_failure_sensor(context)  # a second tick changes nothing
+    assert _runs_of(client, failing.run_id)[0].info.status == "FAILED"

@@ -285,6 +285,29 @@ class MlflowTracking(dg.ConfigurableResource):
             parent_run_id, status=FAILED if failed else FINISHED, end_time=end_time
         )
 
+    def close_failed_run(self, dagster_run_id: str, reason: str) -> list[str]:
+        """Mark the MLflow runs of a failed Dagster run FAILED; return the runs it changed.
+
+        The nested runs close themselves when their asset body fails, but not when a step
+        fails outside it (writing its output) or its process is killed: this closes those,
+        and the parent. Runs already ended FAILED or KILLED are left as they are.
+        """
+        client = self.client()
+        changed = []
+        for parent in self._parent_runs(dagster_run_id):
+            children = client.search_runs(
+                [self.experiment_id()],
+                filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent.info.run_id}'",
+            )
+            for run in [*children, parent]:
+                if run.info.status in (FAILED, KILLED):
+                    continue
+                if run is parent or run.info.status == RUNNING:
+                    client.set_tag(run.info.run_id, "dagster.failure", reason[:5000])
+                    client.set_terminated(run.info.run_id, status=FAILED)
+                    changed.append(run.info.run_id)
+        return changed
+
     @contextmanager
     def asset_run(self, context: dg.AssetExecutionContext) -> Iterator[AssetRun]:
         """Open this materialization's nested MLflow run and make it MLflow's active run.
