@@ -71,6 +71,14 @@ def monthly_file(landing: Path, table: str, month: str) -> Path:
     return landing / table / f"{month}.csv.gz"
 
 
+TEMPORARY_SUFFIXES = (".part", ".tmp")
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether a landing-zone file name is a copy in progress (never read, see the protocol)."""
+    return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
+
+
 def landed_months(landing: Path, table: str) -> list[str]:
     """The months of ``table`` present in the landing zone, sorted.
 
@@ -82,8 +90,8 @@ def landed_months(landing: Path, table: str) -> list[str]:
         return []
     months = []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
-            continue  # temporary files of a copy in progress
+        if is_temporary_name(path.name):
+            continue
         stem = path.name.removesuffix(".csv.gz")
         if stem == path.name:
             raise LandingError(f"{path}: unexpected file in the landing zone (want YYYY-MM.csv.gz)")

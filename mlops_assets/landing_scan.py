@@ -25,9 +25,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_assets.landing import MONTHLY_TABLES, PLANES_FILE, LandingError, parse_month
+from mlops_assets.landing import (
+    MONTHLY_TABLES,
+    PLANES_FILE,
+    LandingError,
+    is_temporary_name,
+    parse_month,
+)
 
-TEMPORARY_SUFFIXES = (".part", ".tmp")
 STATE_VERSION = 1
 
 
@@ -109,10 +114,6 @@ def content_version(paths: list[Path]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _is_temporary(name: str) -> bool:
-    return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
-
-
 @dataclass(frozen=True)
 class _Landed:
     table: str
@@ -132,7 +133,7 @@ def _landed(root: Path) -> tuple[dict[str, _Landed], list[str]]:
             continue
         with os.scandir(folder) as entries:
             for entry in entries:
-                if _is_temporary(entry.name):
+                if is_temporary_name(entry.name):
                     continue
                 stem = entry.name.removesuffix(".csv.gz")
                 try:

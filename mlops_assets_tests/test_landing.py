@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops_assets import cli, landing
+from mlops_assets import cli, landing, landing_scan
 from mlops_assets.ml import raw
 
 
@@ -123,3 +123,12 @@ def test_raw_reader_types_real_rows(seeded_landing: Path) -> None:
     first = flights.iloc[0]
     assert (first["carrier"], int(first["flight"]), first["tailnum"]) == ("UA", 1545, "N14228")
     assert first["time_hour"] == pd.Timestamp("2013-01-01T10:00:00Z")
+
+
+def test_landed_months_and_the_scan_skip_the_same_temporary_names(tmp_path: Path) -> None:
+    folder = tmp_path / "flights"
+    folder.mkdir()
+    for name in (".2013-01.csv.gz.part", "2013-02.csv.gz.part", "2013-03.csv.gz.tmp"):
+        (folder / name).write_bytes(b"partial")
+    assert landing.landed_months(tmp_path, "flights") == []
+    assert landing_scan.scan(tmp_path, {}).rejected == []
