@@ -106,34 +106,34 @@ class Server:
             raise AssertionError(f"{self.name}: processes {left} survived SIGKILL")
 
 
-def group_members(group: int) -> list[int]:
-    """Live (not zombie) processes of a process group."""
-    members = []
+def _live_processes() -> Iterator[tuple[Path, int]]:
+    """Each live (not zombie) process other than this one: its /proc folder and its group."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             # /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces.
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+        if fields[0] != "Z":
+            yield entry, int(fields[2])
+
+
+def group_members(group: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    return [int(entry.name) for entry, pgrp in _live_processes() if pgrp == group]
 
 
 def processes_using(marker: str) -> list[int]:
     """Pids of live processes whose environment or command line mentions ``marker``."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+    for entry, _ in _live_processes():
         try:
             blob = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if marker.encode() in blob and state != "Z":
+        if marker.encode() in blob:
             found.append(int(entry.name))
     return found
 
