@@ -46,7 +46,7 @@ run: seed instance ## Start Dagster (http://127.0.0.1:3000) and the MLflow UI (h
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
 
 materialize: seed instance ## Materialize every asset once from the command line
-	$(BIN)/dagster asset materialize -m mlops_assets.definitions --select '*'
+	$(BIN)/mlops-assets materialize
 
 lint: install ## ruff format check, ruff lint, mypy
 	$(BIN)/ruff format --check .

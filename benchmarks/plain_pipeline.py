@@ -29,7 +29,11 @@ def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
     )
     planes = raw.read_raw_csv(landing_dir / landing.PLANES_FILE, raw.PLANES_SCHEMA)
     features, _ = build_features(flights, weather, planes)
-    split = temporal_split(features)
+    by_month = {
+        landing.month_key(landing.DATA_YEAR, int(number)): rows
+        for number, rows in features.groupby("month", sort=True)
+    }
+    split = temporal_split(by_month)
     model = train_classifier(split.train, TrainingSettings())
     x_holdout = split.holdout[list(FEATURE_COLUMNS)]
     y_holdout = split.holdout[TARGET].to_numpy()

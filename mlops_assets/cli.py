@@ -30,6 +30,22 @@ def _init_instance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _materialize(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from mlops_assets import rebuild
+    from mlops_assets.definitions import defs
+
+    with dg.DagsterInstance.get() as instance:
+        try:
+            runs = rebuild.rebuild(defs, instance, settings.landing_dir())
+        except rebuild.RebuildError as error:
+            print(f"mlops-assets: error: {error}", file=sys.stderr)
+            return 1
+    print(f"{len(runs)} runs succeeded: planes, {len(runs) - 2} month(s), model")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests)."""
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
@@ -63,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--home", metavar="DIR", help="Dagster home (default: $DAGSTER_HOME)")
     init.set_defaults(handler=_init_instance)
+    materialize = commands.add_parser(
+        "materialize",
+        help="Register every landed month and materialize everything in this process: "
+        "the planes, one run per month, then the model (what a UI backfill of all runs).",
+    )
+    materialize.set_defaults(handler=_materialize)
     return parser
 
 

@@ -66,6 +66,18 @@ def month_key(year: int, month: int) -> str:
     return f"{year:04d}-{month:02d}"
 
 
+def previous_month(month: str) -> str:
+    """The month before ``month`` (``YYYY-MM``)."""
+    year, number = parse_month(month)
+    return month_key(year - 1, 12) if number == 1 else month_key(year, number - 1)
+
+
+def next_month(month: str) -> str:
+    """The month after ``month`` (``YYYY-MM``)."""
+    year, number = parse_month(month)
+    return month_key(year + 1, 1) if number == 12 else month_key(year, number + 1)
+
+
 def monthly_file(landing: Path, table: str, month: str) -> Path:
     """Path of one month's file of a monthly table."""
     return landing / table / f"{month}.csv.gz"

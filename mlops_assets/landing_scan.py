@@ -30,7 +30,9 @@ from mlops_assets.landing import (
     PLANES_FILE,
     LandingError,
     is_temporary_name,
+    next_month,
     parse_month,
+    previous_month,
 )
 
 STATE_VERSION = 1
@@ -110,8 +112,41 @@ def content_version(paths: list[Path]) -> str:
         with path.open("rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
 
-    lines = sorted(f"{path.name}:{digest(path)}" for path in paths)
+    return version_of({path.name: digest(path) for path in paths})
+
+
+def version_of(digests: Mapping[str, str]) -> str:
+    """The :func:`content_version` of files given by name and SHA-256, without reading them."""
+    lines = sorted(f"{name}:{sha}" for name, sha in digests.items())
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def month_version(state: Mapping[str, FileState], table: str, month: str) -> str:
+    """The data version the raw ``table`` partition of ``month`` gets from the consumed files.
+
+    A month's raw partition reads its own file and the previous month's (for context rows),
+    when that one has been consumed.
+    """
+    digests = {}
+    for key in (f"{table}/{previous_month(month)}.csv.gz", f"{table}/{month}.csv.gz"):
+        if key in state:
+            digests[key.split("/", 1)[1]] = state[key].sha256
+    return version_of(digests)
+
+
+def months_to_build(result: ScanResult) -> list[str]:
+    """Months whose raw partitions change with this scan.
+
+    These are the changed months, and the month after each of them when it has been consumed
+    (its context rows come from the changed one).
+    """
+    changed = {c.month for c in result.changed if c.month}
+    following = {
+        next_month(month)
+        for month in changed
+        if all(f"{table}/{next_month(month)}.csv.gz" in result.state for table in MONTHLY_TABLES)
+    }
+    return sorted(changed | following)
 
 
 @dataclass(frozen=True)

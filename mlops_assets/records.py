@@ -11,8 +11,8 @@ class ModelReference(BaseModel):
     model_uri: str
     model_id: str
     run_id: str
-    train_months: list[int]
-    holdout_month: int
+    train_months: list[str]
+    holdout_month: str
     train_rows: int
 
 
@@ -20,7 +20,7 @@ class EvaluationReport(BaseModel):
     """Held-out metrics of one logged model."""
 
     model_uri: str
-    holdout_month: int
+    holdout_month: str
     run_id: str
     metrics: dict[str, float]
 

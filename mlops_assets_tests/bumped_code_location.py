@@ -4,5 +4,6 @@ bumped), for the staleness tests."""
 from mlops_assets import definitions
 
 defs = definitions.defs.map_resolved_asset_specs(
-    func=lambda spec: spec.replace_attributes(code_version="2"), selection="flight_features"
+    func=lambda spec: spec.replace_attributes(code_version=f"{spec.code_version}-bumped"),
+    selection="flight_features",
 )

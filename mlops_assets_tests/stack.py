@@ -59,8 +59,11 @@ def graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> di
     request = urllib.request.Request(
         f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer = json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as error:  # the body names the GraphQL error
+        raise RuntimeError(f"GraphQL HTTP {error.code}: {error.read()[:2000]!r}") from error
     if answer.get("errors"):
         raise RuntimeError(f"GraphQL errors: {answer['errors']}")
     return dict(answer["data"])

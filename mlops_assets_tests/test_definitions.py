@@ -8,7 +8,9 @@ import sys
 import dagster as dg
 
 from mlops_assets import definitions
+from mlops_assets.defs.partitions import MONTHS
 
+MONTHLY = {"raw_flights", "raw_weather", "flight_features"}
 ASSETS = {
     "raw_flights": set(),
     "raw_weather": set(),
@@ -29,12 +31,24 @@ def test_definitions_validate_and_bind_every_resource() -> None:
     for key, parents in ASSETS.items():
         node = graph.get(dg.AssetKey(key))
         assert {p.to_user_string() for p in node.parent_keys} == parents
-        assert node.code_version == "1"
+        assert node.code_version == ("2" if key in MONTHLY or key == "raw_planes" else "1")
         assert node.owners == ["team:mlops"]
+        assert node.is_partitioned == (key in MONTHLY)
         assert node.kinds
         assert node.description and "\n" not in node.description.strip()
-    for job in ("training_job", "data_job", "retrain_job"):
-        assert defs.resolve_job_def(job) is not None
+    month_job = defs.resolve_job_def("month_job")
+    assert month_job.partitions_def == MONTHS
+    assert {key.to_user_string() for key in month_job.asset_layer.executable_asset_keys} == MONTHLY
+    planes_job = defs.resolve_job_def("planes_job")
+    assert {key.to_user_string() for key in planes_job.asset_layer.executable_asset_keys} == {
+        "raw_planes"
+    }
+    retrain_job = defs.resolve_job_def("retrain_job")
+    assert {key.to_user_string() for key in retrain_job.asset_layer.executable_asset_keys} == {
+        "trained_model",
+        "model_evaluation",
+        "registered_model",
+    }
 
 
 def test_model_assets_refresh_by_automation_and_every_step_retries_transient_faults() -> None:
@@ -42,7 +56,12 @@ def test_model_assets_refresh_by_automation_and_every_step_retries_transient_fau
     graph = defs.resolve_asset_graph()
     for key in ASSETS:
         node = graph.get(dg.AssetKey(key))
-        automated = key in {"trained_model", "model_evaluation", "registered_model"}
+        automated = key in {
+            "flight_features",
+            "trained_model",
+            "model_evaluation",
+            "registered_model",
+        }
         assert (node.automation_condition is not None) == automated
         policy = defs.resolve_assets_def(key).op.retry_policy
         assert policy is not None and policy.max_retries >= 3
@@ -57,8 +76,8 @@ def test_weekly_retrain_schedule_and_sensors_start_stopped() -> None:
     assert schedule.execution_timezone == "UTC"
     assert schedule.job_name == "retrain_job"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    sensor = defs.resolve_sensor_def("automation_sensor")
-    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    for name in ("automation_sensor", "landing_zone_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
     # Bookkeeping only, so on by default: it closes MLflow runs that a failed run left open.
     closer = defs.resolve_sensor_def("mlflow_run_failure_sensor")
     assert closer.default_status == dg.DefaultSensorStatus.RUNNING
@@ -67,16 +86,6 @@ def test_weekly_retrain_schedule_and_sensors_start_stopped() -> None:
 def test_nothing_is_automated_while_the_features_are_missing(instance: dg.DagsterInstance) -> None:
     result = dg.evaluate_automation_conditions(defs=definitions.defs, instance=instance)
     assert result.total_requested == 0
-
-
-def test_data_job_stops_at_features() -> None:
-    job = definitions.defs.resolve_job_def("data_job")
-    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {
-        "raw_flights",
-        "raw_weather",
-        "raw_planes",
-        "flight_features",
-    }
 
 
 def test_loading_the_code_location_imports_no_heavy_library() -> None:

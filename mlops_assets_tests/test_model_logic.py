@@ -11,28 +11,32 @@ from mlops_assets.ml.promotion import absolute_floor_gate
 from mlops_assets.ml.training import temporal_split
 
 
-def _features(months: list[int]) -> pd.DataFrame:
-    return pd.DataFrame({"month": months, "is_delayed": [0, 1] * (len(months) // 2)})
+def _month(number: int, labels: tuple[int, ...] = (0, 1)) -> pd.DataFrame:
+    return pd.DataFrame({"month": [number] * len(labels), "is_delayed": list(labels)})
 
 
-def test_temporal_split_holds_out_the_newest_month() -> None:
-    split = temporal_split(_features([1, 1, 3, 3, 2, 2]))
-    assert split.holdout_month == 3
-    assert split.train_months == [1, 2]
-    assert set(split.train["month"]) == {1, 2}
-    assert set(split.holdout["month"]) == {3}
+def test_temporal_split_holds_out_the_newest_month_whatever_the_order() -> None:
+    by_month = {"2014-01": _month(1), "2013-11": _month(11), "2013-12": _month(12)}
+    split = temporal_split(by_month)
+    assert split.holdout_month == "2014-01"
+    assert split.train_months == ["2013-11", "2013-12"]
+    assert list(split.train["month"]) == [11, 11, 12, 12]
+    assert set(split.holdout["month"]) == {1}
 
 
 @pytest.mark.parametrize(
-    ("frame", "message"),
+    ("by_month", "message"),
     [
-        (_features([4, 4]), "at least two months"),
-        (pd.DataFrame({"month": [1, 1, 2, 2], "is_delayed": [0, 1, 0, 0]}), "held-out"),
+        ({"2013-04": _month(4)}, "at least two months"),
+        ({"2013-01": _month(1), "2013-02": _month(2, (0, 0))}, r"held-out rows \(2013-02\)"),
+        ({"2013-01": _month(1, (1, 1)), "2013-02": _month(2)}, r"training rows \(2013-01\)"),
     ],
 )
-def test_temporal_split_refuses_unusable_inputs(frame: pd.DataFrame, message: str) -> None:
+def test_temporal_split_refuses_unusable_inputs(
+    by_month: dict[str, pd.DataFrame], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
-        temporal_split(frame)
+        temporal_split(by_month)
 
 
 def test_metrics_match_hand_computed_values() -> None:

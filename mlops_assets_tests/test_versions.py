@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_assets import definitions, landing
+from mlops_assets import definitions, landing, rebuild
 from mlops_assets_tests.contract import ASSET_KEYS, FAST_RUN_CONFIG
 from mlops_assets_tests.stack import graphql, webserver
 
@@ -48,8 +48,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, seeded_landing: Path) -> I
         for name, value in env.items():
             patch.setenv(name, value)
         with dg.instance_for_test(temp_dir=str(home)) as instance:
-            job = definitions.defs.resolve_job_def("training_job")
-            assert job.execute_in_process(instance=instance, run_config=FAST_RUN_CONFIG).success
+            rebuild.rebuild(definitions.defs, instance, data / "landing", FAST_RUN_CONFIG)
             server_env = {**os.environ, **env}
             with (
                 webserver("mlops_assets.definitions", server_env, root / "logs") as current,
@@ -60,30 +59,53 @@ def project(tmp_path_factory: pytest.TempPathFactory, seeded_landing: Path) -> I
                 yield Project(data / "landing", instance, current, bumped)
 
 
-def _stale(url: str) -> dict[str, str]:
-    data = graphql(url, "{ assetNodes { assetKey { path } staleStatus } }")
-    return {"/".join(n["assetKey"]["path"]): n["staleStatus"] for n in data["assetNodes"]}
+Unsynced = set[tuple[str, str | None]]
+"""(asset, month) pairs the UI shows as unsynced; the month is None for unpartitioned assets."""
+
+JOB_OF = {"raw_planes": "planes_job", "raw_flights": "month_job", "raw_weather": "month_job"}
 
 
-def _unsynced(url: str) -> set[str]:
-    return {key for key, status in _stale(url).items() if status != "FRESH"}
+def _unsynced(url: str) -> Unsynced:
+    nodes = graphql(url, "{ assetNodes { assetKey { path } isPartitioned staleStatus } }")
+    found: Unsynced = set()
+    for node in nodes["assetNodes"]:
+        key = "/".join(node["assetKey"]["path"])
+        if not node["isPartitioned"]:
+            if node["staleStatus"] != "FRESH":
+                found.add((key, None))
+            continue
+        data = graphql(
+            url,
+            "query ($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) {"
+            " ... on AssetNode { partitionKeys staleStatusByPartition } } }",
+            {"path": node["assetKey"]["path"]},
+        )["assetNodeOrError"]
+        statuses = zip(data["partitionKeys"], data["staleStatusByPartition"], strict=True)
+        found |= {(key, month) for month, status in statuses if status != "FRESH"}
+    return found
 
 
-def _materialize(defs: dg.Definitions, project: Project, keys: set[str]) -> None:
-    job = defs.resolve_job_def("training_job")
-    result = job.execute_in_process(
-        instance=project.instance,
-        asset_selection=[dg.AssetKey(key) for key in sorted(keys)],
-        run_config={"ops": {k: v for k, v in FAST_RUN_CONFIG["ops"].items() if k in keys}},
-    )
-    assert result.success
+def _materialize(defs: dg.Definitions, project: Project, targets: Unsynced) -> None:
+    """Materialize (asset, month) pairs: one run per month, as a UI launch of them does."""
+    by_run: dict[tuple[str, str | None], list[str]] = {}
+    for key, month in sorted(targets, key=str):
+        job = JOB_OF.get(key, "month_job" if month else "retrain_job")
+        by_run.setdefault((job, month), []).append(key)
+    for (job, month), keys in by_run.items():
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=project.instance,
+            partition_key=month,
+            asset_selection=[dg.AssetKey(key) for key in keys],
+            run_config={"ops": {k: v for k, v in FAST_RUN_CONFIG["ops"].items() if k in keys}},
+        )
+        assert result.success
 
 
 def _materialize_unsynced_until_in_sync(
     defs: dg.Definitions, project: Project, url: str
-) -> list[set[str]]:
+) -> list[Unsynced]:
     """Do what "Materialize unsynced" does, as often as it takes; returns each round's set."""
-    rounds: list[set[str]] = []
+    rounds: list[Unsynced] = []
     while unsynced := _unsynced(url):
         assert len(rounds) < len(ASSET_KEYS), f"never in sync: {rounds}"
         rounds.append(unsynced)
@@ -92,7 +114,8 @@ def _materialize_unsynced_until_in_sync(
 
 
 def test_rematerializing_unchanged_raw_data_leaves_downstream_in_sync(project: Project) -> None:
-    _materialize(definitions.defs, project, {"raw_flights", "raw_weather", "raw_planes"})
+    raw = {("raw_flights", "2013-03"), ("raw_weather", "2013-03"), ("raw_planes", None)}
+    _materialize(definitions.defs, project, raw)
     assert _unsynced(project.current_url) == set()
 
 
@@ -100,12 +123,12 @@ def test_a_changed_landing_file_makes_the_features_and_model_unsynced(project: P
     december = landing.monthly_file(project.landing, "flights", "2013-12")
     rows = gzip.decompress(december.read_bytes()).decode().splitlines()
     landing.land_bytes(december, gzip.compress("\n".join(rows[:-100]).encode() + b"\n"), force=True)
-    _materialize(definitions.defs, project, {"raw_flights"})
+    _materialize(definitions.defs, project, {("raw_flights", "2013-12")})
     rounds = _materialize_unsynced_until_in_sync(definitions.defs, project, project.current_url)
     assert rounds == [
-        {"flight_features"},
-        {"trained_model", "model_evaluation"},
-        {"registered_model"},
+        {("flight_features", "2013-12")},
+        {("trained_model", None), ("model_evaluation", None)},
+        {("registered_model", None)},
     ]
 
 
@@ -119,16 +142,18 @@ def test_a_code_version_bump_makes_the_changed_asset_and_then_its_downstream_uns
     data = graphql(
         project.bumped_url,
         '{ assetNodeOrError(assetKey: {path: ["flight_features"]}) { ... on AssetNode {'
-        " staleCauses { category reason } } } }",
+        ' staleCauses(partition: "2013-01") { category reason } } } }',
     )
     assert {cause["category"] for cause in data["assetNodeOrError"]["staleCauses"]} == {"CODE"}
     rounds = _materialize_unsynced_until_in_sync(
         bumped_code_location.defs, project, project.bumped_url
     )
-    # Dagster marks the asset whose code changed; its downstream follow once it has a new
-    # data version. No raw asset is ever recomputed.
+    # Dagster marks the asset whose code changed, in every month; its downstream follow once
+    # they have new data versions. No raw asset is ever recomputed.
+    months = project.instance.get_dynamic_partitions("month")
+    assert len(months) == 12
     assert rounds == [
-        {"flight_features"},
-        {"trained_model", "model_evaluation"},
-        {"registered_model"},
+        {("flight_features", month) for month in months},
+        {("trained_model", None), ("model_evaluation", None)},
+        {("registered_model", None)},
     ]

@@ -5,7 +5,7 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS, png_markdown
-from mlops_assets.defs.policies import MLFLOW_RETRY, RETRAIN_WHEN_INPUTS_CHANGE
+from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE
 from mlops_assets.records import EvaluationReport, ModelReference
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.mlflow_tracking import log_files
@@ -34,13 +34,13 @@ class EvaluationConfig(dg.Config):
     owners=OWNERS,
     code_version="1",
     retry_policy=MLFLOW_RETRY,
-    automation_condition=RETRAIN_WHEN_INPUTS_CHANGE,
+    automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
 )
 def model_evaluation(
     context: dg.AssetExecutionContext,
     config: EvaluationConfig,
-    flight_features: pd.DataFrame,
+    flight_features: dict[str, pd.DataFrame],
     trained_model: ModelReference,
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[EvaluationReport]:

@@ -5,7 +5,8 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS, table_metadata
-from mlops_assets.defs.policies import FILE_RETRY
+from mlops_assets.defs.partitions import MONTHS, month_of
+from mlops_assets.defs.policies import FILE_RETRY, REFRESH_WHEN_INPUTS_CHANGE
 from mlops_assets.resources import MlflowTracking
 
 
@@ -31,8 +32,10 @@ class FeatureConfig(dg.Config):
     group_name="features",
     kinds={"pandas"},
     owners=OWNERS,
-    code_version="1",
+    code_version="2",
     retry_policy=FILE_RETRY,
+    partitions_def=MONTHS,
+    automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
 )
 def flight_features(
     context: dg.AssetExecutionContext,
@@ -42,18 +45,21 @@ def flight_features(
     raw_planes: pd.DataFrame,
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[pd.DataFrame]:
-    """Flights joined with origin weather, plane attributes and the airport's recent delays."""
+    """A month's flights joined with origin weather, plane attributes and recent delays."""
     import mlflow
 
-    from mlops_assets.ml.features import FeatureSettings, build_features
+    from mlops_assets.ml.features import FeatureSettings, build_month_features
 
+    month = month_of(context)
     with mlflow_tracking.asset_run(context) as run:
-        mlflow.log_params(config.model_dump())
+        mlflow.log_params({**config.model_dump(), "month": month})
         settings = FeatureSettings(
             lead_time_minutes=config.lead_time_minutes,
             recent_departures=config.recent_departures,
         )
-        features, summary = build_features(raw_flights, raw_weather, raw_planes, settings)
+        features, summary = build_month_features(
+            month, raw_flights, raw_weather, raw_planes, settings
+        )
         mlflow.log_metrics(
             {
                 "feature_rows": summary.rows,

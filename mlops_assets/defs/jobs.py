@@ -1,21 +1,24 @@
-"""Jobs: the whole pipeline, its data half and its model half."""
+"""Jobs: one month's data, the planes reference, and the model."""
 
 import dagster as dg
 
-training_job = dg.define_asset_job(
-    "training_job",
-    selection=dg.AssetSelection.all(),
-    description="Ingest, build features, train, evaluate and register the flight-delay model.",
+MONTH_ASSETS = dg.AssetSelection.assets("raw_flights", "raw_weather", "flight_features")
+MODEL_ASSETS = dg.AssetSelection.groups("training", "evaluation", "registry")
+
+month_job = dg.define_asset_job(
+    "month_job",
+    selection=MONTH_ASSETS,
+    description="Read one month's landed files and build that month's features.",
 )
 
-data_job = dg.define_asset_job(
-    "data_job",
-    selection=dg.AssetSelection.groups("ingestion", "features"),
-    description="Read the landing zone and rebuild the feature table.",
+planes_job = dg.define_asset_job(
+    "planes_job",
+    selection=dg.AssetSelection.assets("raw_planes"),
+    description="Read the planes reference file.",
 )
 
 retrain_job = dg.define_asset_job(
     "retrain_job",
-    selection=dg.AssetSelection.groups("training", "evaluation", "registry"),
-    description="Train, evaluate and register the model on the features already built.",
+    selection=MODEL_ASSETS,
+    description="Train, evaluate and register the model on every month's features.",
 )

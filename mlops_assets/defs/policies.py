@@ -18,7 +18,9 @@ MLFLOW_RETRY = dg.RetryPolicy(
 )
 """Steps that log to or register in MLflow: about 2 s, 6 s, 14 s and 30 s (each +- 2 s)."""
 
-RETRAIN_WHEN_INPUTS_CHANGE = dg.AutomationCondition.eager()
+REFRESH_WHEN_INPUTS_CHANGE = dg.AutomationCondition.eager()
 """Refresh after any upstream asset (or partition) updates, but never while one of them is
-missing or still being computed by a run or a backfill: a backfill of the data therefore
-leads to one retraining when it is over, not one per run."""
+missing or still being computed by a run or a backfill. The model assets depend on every
+month's features, so a 12-month backfill (or 12 months landing at once) leads to one
+retraining when the last month is in, not one per month. On ``flight_features`` it rebuilds
+every month after ``raw_planes`` changes."""

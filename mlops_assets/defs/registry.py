@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS
-from mlops_assets.defs.policies import MLFLOW_RETRY, RETRAIN_WHEN_INPUTS_CHANGE
+from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE
 from mlops_assets.records import EvaluationReport, ModelReference, RegisteredModelVersion
 from mlops_assets.resources import MlflowTracking
 
@@ -28,7 +28,7 @@ class RegistryConfig(dg.Config):
     owners=OWNERS,
     code_version="1",
     retry_policy=MLFLOW_RETRY,
-    automation_condition=RETRAIN_WHEN_INPUTS_CHANGE,
+    automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
 )
 def registered_model(

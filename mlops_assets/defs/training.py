@@ -5,7 +5,7 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS
-from mlops_assets.defs.policies import MLFLOW_RETRY, RETRAIN_WHEN_INPUTS_CHANGE
+from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE
 from mlops_assets.records import ModelReference
 from mlops_assets.resources import MlflowTracking
 
@@ -29,13 +29,13 @@ class TrainingConfig(dg.Config):
     owners=OWNERS,
     code_version="1",
     retry_policy=MLFLOW_RETRY,
-    automation_condition=RETRAIN_WHEN_INPUTS_CHANGE,
+    automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
 )
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
-    flight_features: pd.DataFrame,
+    flight_features: dict[str, pd.DataFrame],
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[ModelReference]:
     """HistGradientBoosting classifier trained on all months but the newest, logged to MLflow."""
@@ -50,7 +50,7 @@ def trained_model(
         mlflow.log_params(
             {
                 **config.model_dump(),
-                "train_months": ",".join(map(str, split.train_months)),
+                "train_months": ",".join(split.train_months),
                 "holdout_month": split.holdout_month,
                 "features": len(FEATURE_COLUMNS),
             }
@@ -77,8 +77,9 @@ def trained_model(
         metadata={
             "model_uri": dg.MetadataValue.text(info.model_uri),
             "train_rows": dg.MetadataValue.int(len(split.train)),
+            "partitions": dg.MetadataValue.json(sorted(flight_features)),
             "train_months": dg.MetadataValue.json(split.train_months),
-            "holdout_month": dg.MetadataValue.int(split.holdout_month),
+            "holdout_month": dg.MetadataValue.text(split.holdout_month),
             **run.metadata(),
         },
     )

@@ -388,13 +388,48 @@ def build_features(
     features = features[has_arrival].reset_index(drop=True)
     for column in CATEGORICAL_FEATURES:
         features[column] = features[column].where(features[column] != "nan")
-    summary = FeatureSummary(
+    features = features[[*KEY_COLUMNS, *FEATURE_COLUMNS, TARGET]]
+    return features, _summary(features, excluded_no_arrival=int((~has_arrival).sum()))
+
+
+def _summary(features: pd.DataFrame, excluded_no_arrival: int) -> FeatureSummary:
+    def share(values: pd.Series) -> float:
+        return float(values.mean()) if len(values) else float("nan")
+
+    return FeatureSummary(
         rows=len(features),
-        excluded_no_arrival=int((~has_arrival).sum()),
-        delayed_share=float(features[TARGET].mean()) if len(features) else float("nan"),
-        weather_coverage=float(features["visib"].notna().mean()) if len(features) else float("nan"),
-        plane_coverage=float(features["plane_seats"].notna().mean())
-        if len(features)
-        else float("nan"),
+        excluded_no_arrival=excluded_no_arrival,
+        delayed_share=share(features[TARGET]),
+        weather_coverage=share(features["visib"].notna()),
+        plane_coverage=share(features["plane_seats"].notna()),
     )
-    return features[[*KEY_COLUMNS, *FEATURE_COLUMNS, TARGET]], summary
+
+
+def build_month_features(
+    month: str,
+    flights: pd.DataFrame,
+    weather: pd.DataFrame,
+    planes: pd.DataFrame,
+    settings: FeatureSettings = FeatureSettings(),
+) -> tuple[pd.DataFrame, FeatureSummary]:
+    """Features of one month's flights, the rows before the month serving only as history.
+
+    Args:
+        month: ``YYYY-MM``; the flights whose ``year`` and ``month`` match get a feature row.
+        flights: The month's raw flights, after the context rows of the month before
+            (see ``mlops_assets.ml.raw.with_context``).
+        weather: The month's raw weather, after its context rows.
+        planes: Raw plane attributes by tail number.
+        settings: Lead time and history window.
+
+    Returns:
+        The month's feature rows and their summary, as :func:`build_features` returns them.
+    """
+    year, number = (int(part) for part in month.split("-"))
+    in_month = (flights["year"] == year) & (flights["month"] == number)
+    features, _ = build_features(flights, weather, planes, settings)
+    has_arrival = flights["arr_delay"].notna()
+    # build_features keeps the flights that have an arrival, in their order.
+    keep = in_month.to_numpy()[has_arrival.to_numpy()]
+    features = features[keep].reset_index(drop=True)
+    return features, _summary(features, excluded_no_arrival=int((in_month & ~has_arrival).sum()))

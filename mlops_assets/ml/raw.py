@@ -128,3 +128,24 @@ def concat_typed(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
         [part.astype({c: "string" for c in categorical}) for part in parts], ignore_index=True
     )
     return combined.astype({c: "category" for c in categorical})
+
+
+CONTEXT_HOURS = 48
+"""Hours of the previous month kept with each month: the features' look-back (previous leg
+within 24 h, the last departures at an airport) must see across the month boundary."""
+
+
+def with_context(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """Prefix a month's rows with the last :data:`CONTEXT_HOURS` of the month before.
+
+    Args:
+        current: The month's typed rows (with a UTC ``time_hour``).
+        previous: The previous month's typed rows, or None when it has not landed.
+
+    Returns:
+        The context rows (their ``month`` column names the previous month) then ``current``.
+    """
+    if previous is None or previous.empty:
+        return current
+    start = current["time_hour"].min() - pd.Timedelta(hours=CONTEXT_HOURS)
+    return concat_typed([previous[previous["time_hour"] >= start], current])

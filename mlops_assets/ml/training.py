@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -31,30 +32,35 @@ class TemporalSplit:
 
     train: pd.DataFrame
     holdout: pd.DataFrame
-    train_months: list[int]
-    holdout_month: int
+    train_months: list[str]
+    holdout_month: str
 
 
-def temporal_split(features: pd.DataFrame) -> TemporalSplit:
+def temporal_split(features_by_month: Mapping[str, pd.DataFrame]) -> TemporalSplit:
     """Hold out the newest month; train on every month before it.
+
+    Args:
+        features_by_month: Feature rows by ``YYYY-MM`` month (the feature partitions).
 
     Raises:
         ValueError: With fewer than two months, or when either side has a single class.
     """
-    months = sorted(int(m) for m in features["month"].unique())
+    months = sorted(features_by_month)
     if len(months) < 2:
         raise ValueError(f"temporal split needs at least two months of features, got {months}")
-    holdout_month = months[-1]
-    is_holdout = features["month"] == holdout_month
     split = TemporalSplit(
-        train=features[~is_holdout],
-        holdout=features[is_holdout],
+        train=pd.concat([features_by_month[m] for m in months[:-1]], ignore_index=True),
+        holdout=features_by_month[months[-1]],
         train_months=months[:-1],
-        holdout_month=holdout_month,
+        holdout_month=months[-1],
     )
-    for name, part in (("training", split.train), ("held-out", split.holdout)):
+    sides = (
+        ("training", split.train, ", ".join(split.train_months)),
+        ("held-out", split.holdout, split.holdout_month),
+    )
+    for name, part, which in sides:
         if part[TARGET].nunique() < 2:
-            raise ValueError(f"the {name} rows contain a single class of {TARGET!r}")
+            raise ValueError(f"the {name} rows ({which}) contain a single class of {TARGET!r}")
     return split
 
 

@@ -6,6 +6,7 @@ production, through universal-pathlib.
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import dagster as dg
@@ -40,6 +41,19 @@ class _ParquetIOManager(dg.UPathIOManager):
         with path.open("wb") as handle:
             obj.to_parquet(handle, index=False)
         self._written[str(path)] = obj
+
+    def load_partitions(self, context: dg.InputContext) -> Any:
+        """One partition as a frame; several, or any for a ``dict`` input, as month -> frame.
+
+        Dagster hands a single partition over bare even to a downstream asset that asks for a
+        mapping of partitions; this keeps the shape the input is declared with.
+        """
+        loaded = super().load_partitions(context)
+        keys = context.asset_partition_keys
+        declared = context.dagster_type.typing_type
+        if len(keys) == 1 and (declared is dict or typing.get_origin(declared) is dict):
+            return {keys[0]: loaded}
+        return loaded
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         import pandas as pd

@@ -23,22 +23,28 @@ class LandingZone(dg.ConfigurableResource):
         """The landing-zone folder."""
         return Path(self.path).expanduser().resolve() if self.path else settings.landing_dir()
 
-    def monthly_files(self, table: str) -> list[Path]:
-        """Every landed month's file of ``table``, oldest first.
+    def month_file(self, table: str, month: str) -> Path:
+        """One month's file of ``table``.
 
         Raises:
-            dg.Failure: When nothing has landed, telling the operator how to seed.
+            dg.Failure: When that month has not landed (or is still being copied).
         """
-        months = landing.landed_months(self.root(), table)
-        if not months:
+        path = landing.monthly_file(self.root(), table, month)
+        if not path.is_file():
             raise dg.Failure(
                 allow_retries=False,
                 description=(
-                    f"No {table} files in the landing zone {self.root() / table}. "
-                    "Run `mlops-assets seed` (or `make seed`) to land the NYC flights 2013 data."
+                    f"{path} has not landed: month {month} of {table} is not in the landing "
+                    "zone. Land it (temporary name, then rename) and the landing_zone_sensor "
+                    "requests it; or run `mlops-assets seed`."
                 ),
             )
-        return [landing.monthly_file(self.root(), table, month) for month in months]
+        return path
+
+    def previous_month_file(self, table: str, month: str) -> Path | None:
+        """The file of the month before ``month``, or None when that month has not landed."""
+        path = landing.monthly_file(self.root(), table, landing.previous_month(month))
+        return path if path.is_file() else None
 
     def planes_file(self) -> Path:
         """The planes reference file.

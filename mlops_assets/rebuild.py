@@ -1,0 +1,89 @@
+"""Materialize everything that has landed, from the command line, in one process.
+
+What ``make materialize`` and the benchmarks run: register every landed month as a partition,
+then the same runs a UI backfill of all assets launches (planes, one run per month, the
+model), executed one after the other in this process instead of by the daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from mlops_assets import landing
+from mlops_assets.defs.partitions import MONTHS
+
+
+class RebuildError(Exception):
+    """A run of the rebuild failed; the message names the job, the month and the step."""
+
+
+def complete_months(root: Path) -> list[str]:
+    """Months whose flights and weather files have both landed, oldest first."""
+    months = [set(landing.landed_months(root, table)) for table in landing.MONTHLY_TABLES]
+    return sorted(set.intersection(*months))
+
+
+def register_months(instance: dg.DagsterInstance, months: Sequence[str]) -> list[str]:
+    """Add the month partitions that do not exist yet; return the ones added."""
+    existing = set(instance.get_dynamic_partitions(MONTHS.name or "month"))
+    added = [month for month in months if month not in existing]
+    if added:
+        instance.add_dynamic_partitions(MONTHS.name or "month", added)
+    return added
+
+
+def _execute(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    job_name: str,
+    partition_key: str | None = None,
+    run_config: Mapping[str, Any] | None = None,
+) -> str:
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        run_config=run_config or {},
+        raise_on_error=False,
+    )
+    if not result.success:
+        failures = [
+            f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+            for event in result.get_step_failure_events()
+            if event.step_failure_data.error
+        ]
+        where = f" for {partition_key}" if partition_key else ""
+        raise RebuildError(f"{job_name}{where} failed (run {result.run_id}): {'; '.join(failures)}")
+    return result.run_id
+
+
+def ingest(defs: dg.Definitions, instance: dg.DagsterInstance, root: Path) -> list[str]:
+    """Materialize the planes, then every complete month (one run each); return the run ids.
+
+    Raises:
+        RebuildError: When no month has landed, or a run fails.
+    """
+    months = complete_months(root)
+    if not months:
+        raise RebuildError(f"no complete month in {root}; run `mlops-assets seed` first")
+    register_months(instance, months)
+    runs = [_execute(defs, instance, "planes_job")]
+    return runs + [_execute(defs, instance, "month_job", month) for month in months]
+
+
+def rebuild(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    root: Path,
+    model_run_config: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """:func:`ingest`, then train, evaluate and register the model; return the run ids.
+
+    Raises:
+        RebuildError: When no month has landed, or a run fails.
+    """
+    runs = ingest(defs, instance, root)
+    return [*runs, _execute(defs, instance, "retrain_job", run_config=model_run_config)]

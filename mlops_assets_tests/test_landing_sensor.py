@@ -1,0 +1,227 @@
+"""The landing-zone sensor against a real Dagster instance, and the month-to-model scenario."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from mlflow import MlflowClient
+
+from mlops_assets import definitions, landing, rebuild
+from mlops_assets.defs.landing_sensor import landing_zone_sensor
+from mlops_assets.resources import LandingZone
+from mlops_assets_tests.contract import FAST_RUN_CONFIG
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Zone:
+    """A writable landing zone fed from the real data, and the sensor's cursor over it."""
+
+    root: Path
+    source: Path
+    instance: dg.DagsterInstance
+    cursor: str | None = None
+
+    def land(self, table: str, month: str) -> Path:
+        """Land one real month's file by the protocol: temporary name, then rename."""
+        target = landing.monthly_file(self.root, table, month)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.part")
+        shutil.copyfile(landing.monthly_file(self.source, table, month), temporary)
+        temporary.replace(target)
+        return target
+
+    def land_month(self, month: str) -> None:
+        for table in landing.MONTHLY_TABLES:
+            self.land(table, month)
+
+    def tick(self) -> dg.SensorResult:
+        """One evaluation of the sensor, as the daemon runs it; the cursor moves on."""
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources={"landing_zone": LandingZone(path=str(self.root))},
+        )
+        result = landing_zone_sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        self.cursor = result.cursor
+        return result
+
+    def launch(self, result: dg.SensorResult) -> list[str]:
+        """Register the requested partitions and execute the requested runs, as the daemon."""
+        for request in result.dynamic_partitions_requests or []:
+            assert isinstance(request, dg.AddDynamicPartitionsRequest)
+            self.instance.add_dynamic_partitions(
+                request.partitions_def_name, list(request.partition_keys)
+            )
+        run_ids = []
+        for request in result.run_requests or []:
+            assert request.job_name is not None
+            job = definitions.defs.resolve_job_def(request.job_name)
+            run = job.execute_in_process(
+                instance=self.instance, partition_key=request.partition_key, tags=request.tags
+            )
+            assert run.success
+            run_ids.append(run.run_id)
+        return run_ids
+
+
+def _requested(result: dg.SensorResult) -> list[tuple[str | None, str | None]]:
+    return sorted(((r.job_name, r.partition_key) for r in result.run_requests or []), key=str)
+
+
+def _registered(result: dg.SensorResult) -> list[str]:
+    keys: list[str] = []
+    for request in result.dynamic_partitions_requests or []:
+        assert isinstance(request, dg.AddDynamicPartitionsRequest)
+        keys += request.partition_keys
+    return keys
+
+
+@pytest.fixture
+def zone(project_env: Path, instance: dg.DagsterInstance, seeded_landing: Path) -> Iterator[Zone]:
+    root = project_env / "landing"
+    root.mkdir()
+    shutil.copyfile(seeded_landing / landing.PLANES_FILE, root / landing.PLANES_FILE)
+    yield Zone(root, seeded_landing, instance)
+
+
+def test_planes_first_then_each_new_month_once_and_nothing_for_the_same_files(
+    zone: Zone,
+) -> None:
+    zone.land_month("2013-01")
+    zone.land_month("2013-02")
+    first = zone.tick()
+    # The features of a month need raw_planes: the months wait for its first run.
+    assert _requested(first) == [("planes_job", None)]
+    assert _registered(first) == []
+    zone.launch(first)
+
+    months = zone.tick()
+    assert _requested(months) == [("month_job", "2013-01"), ("month_job", "2013-02")]
+    assert _registered(months) == ["2013-01", "2013-02"]
+    zone.launch(months)
+    assert zone.instance.get_dynamic_partitions("month") == ["2013-01", "2013-02"]
+
+    again = zone.tick()
+    assert _requested(again) == [] and _registered(again) == []
+    assert again.skip_reason is not None
+    assert "nothing to run: 0 new or changed file(s)" in str(again.skip_reason)
+
+    # The same files landed again (new modification times, same bytes): nothing to run.
+    zone.land_month("2013-02")
+    relanded = zone.tick()
+    assert _requested(relanded) == []
+
+    # A lost cursor re-reads everything, but what is materialized already matches the files.
+    zone.cursor = None
+    reset = zone.tick()
+    assert _requested(reset) == []
+
+    zone.land_month("2013-03")
+    new_month = zone.tick()
+    assert _requested(new_month) == [("month_job", "2013-03")]
+    assert _registered(new_month) == ["2013-03"]
+    zone.launch(new_month)
+    assert zone.tick().run_requests == []
+
+
+def test_a_changed_file_reruns_its_month_and_the_month_whose_context_it_holds(
+    zone: Zone,
+) -> None:
+    zone.launch(zone.tick())
+    for month in ("2013-01", "2013-02", "2013-03"):
+        zone.land_month(month)
+    zone.launch(zone.tick())
+    february = landing.monthly_file(zone.root, "flights", "2013-02")
+    rows = gzip.decompress(february.read_bytes()).decode().splitlines()
+    shorter = gzip.compress(("\n".join(rows[:-50]) + "\n").encode(), mtime=0)
+    landing.land_bytes(february, shorter, force=True)
+    changed = zone.tick()
+    # March's raw partition starts with February's last 48 hours, so it is rebuilt too.
+    assert _requested(changed) == [("month_job", "2013-02"), ("month_job", "2013-03")]
+    assert _registered(changed) == []
+    run_ids = zone.launch(changed)
+    march = zone.instance.get_run_by_id(run_ids[1])
+    assert march is not None and march.tags["dagster/partition"] == "2013-03"
+    # Back to the original bytes: requested again, although that content ran before.
+    zone.land("flights", "2013-02")
+    assert _requested(zone.tick()) == [("month_job", "2013-02"), ("month_job", "2013-03")]
+
+
+def test_partial_copies_and_bad_names_are_reported_and_never_consumed(zone: Zone) -> None:
+    zone.launch(zone.tick())
+    zone.land("weather", "2013-04")
+    flights = landing.monthly_file(zone.root, "flights", "2013-04")
+    payload = landing.monthly_file(zone.source, "flights", "2013-04").read_bytes()
+    flights.parent.mkdir()
+    flights.write_bytes(payload[: len(payload) // 2])  # a copy in progress under its final name
+    (flights.parent / ".2013-05.csv.gz.part").write_bytes(payload[:100])  # by the protocol
+    (flights.parent / "2013-13.csv.gz").write_bytes(payload)
+    (flights.parent / "notes.txt").write_text("not data")
+    result = zone.tick()
+    assert _requested(result) == [] and _registered(result) == []
+    reason = str(result.skip_reason)
+    assert f"{flights}: gzip stream is incomplete" in reason
+    assert "2013-13.csv.gz: not a monthly file name, ignored" in reason
+    assert "notes.txt: not a monthly file name, ignored" in reason
+    assert ".2013-05" not in reason  # a temporary name is silently not there yet
+    # The copy completes (renamed into place): the month is consumed on the next tick.
+    zone.land("flights", "2013-04")
+    completed = zone.tick()
+    assert _requested(completed) == [("month_job", "2013-04")]
+    assert _registered(completed) == ["2013-04"]
+
+
+def test_a_new_month_lands_and_the_automation_registers_a_model_trained_on_it(
+    zone: Zone, project_env: Path
+) -> None:
+    """Land month N+1 -> sensor -> its partition run -> automation retrains -> new version."""
+    for month in ("2013-01", "2013-02", "2013-03"):
+        zone.land_month(month)
+    defs = definitions.defs
+    rebuild.rebuild(defs, zone.instance, zone.root, FAST_RUN_CONFIG)
+    settled = dg.evaluate_automation_conditions(defs=defs, instance=zone.instance)
+    assert settled.total_requested == 0
+    assert _requested(zone.tick()) == []  # all of it is materialized already
+
+    zone.land_month("2013-04")
+    tick = zone.tick()
+    assert _requested(tick) == [("month_job", "2013-04")]
+    zone.launch(tick)
+
+    automation = dg.evaluate_automation_conditions(
+        defs=defs, instance=zone.instance, cursor=settled.cursor
+    )
+    requested = sorted(
+        key.to_user_string()
+        for key in defs.resolve_asset_graph().get_all_asset_keys()
+        if automation.get_num_requested(key)
+    )
+    assert requested == ["model_evaluation", "registered_model", "trained_model"]
+    retrain = defs.resolve_job_def("retrain_job").execute_in_process(
+        instance=zone.instance,
+        asset_selection=[dg.AssetKey(key) for key in requested],
+        tags={"dagster/automation_condition": "true"},
+    )
+    assert retrain.success
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    versions = client.search_model_versions("name = 'flight_delay_classifier'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    newest = client.get_model_version("flight_delay_classifier", "2")
+    assert newest.tags["dagster.run_id"] == retrain.run_id
+    trained = client.get_run(newest.tags["training_run_id"])
+    assert trained.data.params["holdout_month"] == "2013-04"
+    assert trained.data.params["train_months"] == "2013-01,2013-02,2013-03"
+    after = dg.evaluate_automation_conditions(
+        defs=defs, instance=zone.instance, cursor=automation.cursor
+    )
+    assert after.total_requested == 0  # one retraining, not one per step or per tick
