@@ -57,10 +57,10 @@ class Zone:
 
     def launch(self, result: dg.SensorResult) -> list[str]:
         """Register the requested partitions and execute the requested runs, as the daemon."""
-        for request in result.dynamic_partitions_requests or []:
-            assert isinstance(request, dg.AddDynamicPartitionsRequest)
+        for added in result.dynamic_partitions_requests or []:
+            assert isinstance(added, dg.AddDynamicPartitionsRequest)
             self.instance.add_dynamic_partitions(
-                request.partitions_def_name, list(request.partition_keys)
+                added.partitions_def_name, list(added.partition_keys)
             )
         run_ids = []
         for request in result.run_requests or []:

@@ -78,7 +78,8 @@ def test_every_month_is_a_partition_and_each_asset_materializes(
     planes, *month_runs, model = materialized.run_ids
     assert sorted(_materializations(materialized.instance, planes)) == ["raw_planes"]
     for run_id, month in zip(month_runs, months, strict=True):
-        assert materialized.instance.get_run_by_id(run_id).tags["dagster/partition"] == month
+        run = materialized.instance.get_run_by_id(run_id)
+        assert run is not None and run.tags["dagster/partition"] == month
         found = _materializations(materialized.instance, run_id)
         assert sorted(found) == ["flight_features", "raw_flights", "raw_weather"]
     found = _materializations(materialized.instance, model)
