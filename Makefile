@@ -17,7 +17,7 @@ MLFLOW_PORT ?= 5000
 export MLOPS_DAGSTER_UI_URL ?= http://127.0.0.1:$(DAGSTER_PORT)
 export MLOPS_MLFLOW_UI_URL ?= http://127.0.0.1:$(MLFLOW_PORT)
 
-.PHONY: help install instance seed run materialize test lint browser bench clean
+.PHONY: help install instance partitions seed run materialize test lint browser bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,10 +35,13 @@ install: $(VENV)/.synced ## Create .venv with the locked dependencies
 instance: install ## Prepare the Dagster home (dagster.yaml, never overwritten; pop-up dismissed)
 	$(BIN)/mlops-assets init-instance --config deploy/local/dagster.yaml
 
+partitions: seed instance ## Register every landed month as a partition (the UI can backfill them)
+	$(BIN)/mlops-assets register-months
+
 seed: install ## Land the NYC flights 2013 data in the landing zone (when empty)
 	$(BIN)/mlops-assets seed --if-empty
 
-run: seed instance ## Start Dagster (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000)
+run: partitions ## Start Dagster (http://127.0.0.1:3000) and the MLflow UI (http://127.0.0.1:5000)
 	@trap 'kill $$mlflow_pid 2>/dev/null; wait $$mlflow_pid 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/mlflow server --workers 1 --host 127.0.0.1 --port $(MLFLOW_PORT) \
 	  --backend-store-uri "sqlite:///$(MLOPS_DATA_DIR)/mlflow.db" \

@@ -46,6 +46,19 @@ def _materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_months(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from mlops_assets import rebuild
+
+    root = settings.landing_dir()
+    months = rebuild.complete_months(root)
+    with dg.DagsterInstance.get() as instance:
+        added = rebuild.register_months(instance, months)
+    print(f"{root}: {len(months)} landed month(s), {len(added)} new partition(s) registered")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests)."""
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
@@ -85,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the planes, one run per month, then the model (what a UI backfill of all runs).",
     )
     materialize.set_defaults(handler=_materialize)
+    register = commands.add_parser(
+        "register-months",
+        help="Register every landed month as a partition of the Dagster instance, so the UI "
+        "can backfill them (the landing_zone_sensor does it too when it is on).",
+    )
+    register.set_defaults(handler=_register_months)
     return parser
 
 

@@ -207,13 +207,14 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
         "MLOPS_DAGSTER_UI_URL": dagster_url,
         "MLOPS_MLFLOW_UI_URL": mlflow_url,
     }
-    subprocess.run(
-        [str(BIN / "mlops-assets"), "init-instance", "--home", str(home)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    for command in (["init-instance", "--home", str(home)], ["register-months"]):
+        subprocess.run(
+            [str(BIN / "mlops-assets"), *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     servers = [
         _start(
             "mlflow",

@@ -151,7 +151,12 @@ def _run_materializations(stack: LocalStack, run_id: str) -> dict[str, dict[str,
     return found
 
 
-def _assert_mlflow_runs(stack: LocalStack, dagster_run_id: str) -> None:
+MONTHS = [f"2013-{m:02d}" for m in range(1, 13)]
+MODEL_ASSETS = ["model_evaluation", "registered_model", "trained_model"]
+MONTH_ASSETS = ["flight_features", "raw_flights", "raw_weather"]
+
+
+def _assert_mlflow_runs(stack: LocalStack, dagster_run_id: str, assets: list[str]) -> None:
     client = MlflowClient(tracking_uri=stack.mlflow_url)
     experiment = client.get_experiment_by_name("flight_delay")
     assert experiment is not None
@@ -165,14 +170,40 @@ def _assert_mlflow_runs(stack: LocalStack, dagster_run_id: str) -> None:
         [experiment.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
     )
-    assert sorted(r.data.tags["dagster.asset_key"] for r in runs) == sorted(ASSETS)
+    assert sorted(r.data.tags["dagster.asset_key"] for r in runs) == assets
     assert {r.data.tags["dagster.run_id"] for r in runs} == {dagster_run_id}
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 
-def test_user_materializes_everything_from_the_browser(stack: LocalStack, page: Page) -> None:
-    """Lineage drawn, "Materialize all" succeeds, and the links lead to the @champion."""
-    step = Steps(page, "materialize_from_browser")
+def _backfill_runs(stack: LocalStack, backfill_id: str) -> list[dict[str, object]]:
+    data = graphql(
+        stack.dagster_url,
+        """query ($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) { ... on Runs {
+            results { runId status jobName tags { key value } } } } }""",
+        {"tags": [{"key": "dagster/backfill", "value": backfill_id}]},
+    )
+    return list(data["runsOrError"]["results"])
+
+
+def _wait_for_backfill(stack: LocalStack, backfill_id: str) -> None:
+    def finished() -> bool:
+        data = graphql(
+            stack.dagster_url,
+            "query ($id: String!) { partitionBackfillOrError(backfillId: $id) {"
+            " ... on PartitionBackfill { status } } }",
+            {"id": backfill_id},
+        )
+        status = data["partitionBackfillOrError"]["status"]
+        if status in {"FAILED", "COMPLETED_FAILED", "CANCELED", "CANCELING"}:
+            raise AssertionError(f"backfill {backfill_id} ended {status}")
+        return bool(status in {"COMPLETED", "COMPLETED_SUCCESS"})
+
+    wait_until(finished, RUN_TIMEOUT_S, f"backfill {backfill_id} to complete", interval=3)
+
+
+def test_user_backfills_every_month_from_the_browser(stack: LocalStack, page: Page) -> None:
+    """Lineage drawn, "Materialize all" backfills all months, links lead to the @champion."""
+    step = Steps(page, "backfill_from_browser")
 
     with step("lineage"):
         page.goto(f"{stack.dagster_url}/asset-groups")
@@ -191,36 +222,54 @@ def test_user_materializes_everything_from_the_browser(stack: LocalStack, page: 
         # The community pop-up (shown once per instance) was dismissed by init-instance.
         expect(page.get_by_role("dialog")).to_have_count(0)
 
-    with step("materialize-all"):
+    with step("materialize-all-months"):
         page.get_by_role("button", name=re.compile("Materialize all")).click()
-        # The "Launched run" toast links to the new run.
-        link = page.locator("a[href^='/runs/']").filter(has_text=re.compile("^View$")).first
-        expect(link).to_be_visible()
-        run_id = (link.get_attribute("href") or "").rsplit("/", 1)[-1]
-        assert re.fullmatch(r"[0-9a-f-]{36}", run_id), f"no run id in {link}"
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_contain_text("Launch runs to materialize 7 assets")
+        # The months registered by `mlops-assets register-months` (make run does it).
+        dialog.get_by_text("All", exact=True).click()
+        expect(dialog).to_contain_text("12 partitions")
+        dialog.get_by_role("button", name="Launch backfill").click()
+        toast = page.get_by_text(re.compile(r"Created backfill \w+"))
+        expect(toast).to_be_visible()
+        backfill_id = (toast.inner_text().split() or [""])[-1]
+        assert re.fullmatch(r"[a-z0-9]{8}", backfill_id), f"no backfill id in {toast}"
 
-    with step("run-succeeded"):
-        page.goto(f"{stack.dagster_url}/runs")
-        row = page.locator("div[class*=RunsFeedRow_rowGrid]").filter(
-            has=page.locator(f"a[href='/runs/{run_id}']")
-        )
-        # The Runs page refreshes itself; wait for the run's status to settle.
-        settled = row.get_by_text(re.compile("^(Success|Failure|Canceled)$"))
-        expect(settled).to_be_visible(timeout=RUN_TIMEOUT_S * 1000)
-        expect(settled).to_have_text("Success")
+    with step("backfill-succeeded"):
+        _wait_for_backfill(stack, backfill_id)
+        page.goto(f"{stack.dagster_url}/runs/b/{backfill_id}")
+        expect(page.get_by_text(backfill_id).first).to_be_visible()
+        expect(page.locator("body")).to_contain_text("12 partitions")
+        # One progress row per asset of the backfill, each complete.
+        expect(page.get_by_text("100% completed")).to_have_count(len(ASSETS))
+        runs = _backfill_runs(stack, backfill_id)
+        assert {run["status"] for run in runs} == {"SUCCESS"}
+        # One run for the planes, one per month for its raw files, one per month for its
+        # features (they wait for the planes), one for the model: see the README.
+        assert len(runs) == 1 + 12 + 12 + 1
+        by_run = {
+            str(run["runId"]): _run_materializations(stack, str(run["runId"])) for run in runs
+        }
+        model_run_id = next(r for r, found in by_run.items() if "registered_model" in found)
+        assert sorted(by_run[model_run_id]) == MODEL_ASSETS
 
     with step("all-materialized"):
-        assert sorted(_run_materializations(stack, run_id)) == sorted(ASSETS)
-        for asset in ASSETS:
+        for asset in ("raw_planes", *MODEL_ASSETS):
             page.goto(f"{stack.dagster_url}/assets/{asset}")
             expect(page.get_by_text("Latest materialization")).to_be_visible()
-            expect(page.locator(f"a[href*='/runs/{run_id}']").first).to_be_attached()
+        page.goto(f"{stack.dagster_url}/assets/registered_model")
+        expect(page.locator(f"a[href*='/runs/{model_run_id}']").first).to_be_attached()
+        for asset in MONTH_ASSETS:
+            page.goto(f"{stack.dagster_url}/assets/{asset}?view=partitions")
+            expect(page.get_by_text("2013-12").first).to_be_visible()
+            expect(page.locator("body")).to_contain_text("Materialized (12)")
+            expect(page.locator("body")).to_contain_text("Missing (0)")
         page.goto(lineage_url)
         for asset in ASSETS:
             expect(page.get_by_text(asset, exact=True)).to_be_visible()
 
     with step("registered-model"):
-        auc = _run_materializations(stack, run_id)["registered_model"]["holdout_roc_auc"]
+        auc = _run_materializations(stack, model_run_id)["registered_model"]["holdout_roc_auc"]
         assert isinstance(auc, float) and auc >= 0.72
         page.goto(f"{stack.dagster_url}/assets/registered_model")
         expect(page.get_by_role("row", name=re.compile("holdout_roc_auc"))).to_contain_text(
@@ -242,17 +291,29 @@ def test_user_materializes_everything_from_the_browser(stack: LocalStack, page: 
         page.goto(href)  # the metadata link opens a new tab; follow it in this one
         expect(page.get_by_text("@ champion")).to_be_visible()
 
-    _assert_mlflow_runs(stack, run_id)
+    _assert_mlflow_runs(stack, model_run_id, MODEL_ASSETS)
 
 
-def test_graphql_client_submits_the_training_job(stack: LocalStack) -> None:
+def test_graphql_client_submits_a_month_and_the_retraining(stack: LocalStack) -> None:
     """Dagster's GraphQL client, as other tools use it: submit, poll, read materializations."""
     port = int(stack.dagster_url.rsplit(":", 1)[1])
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-    run_id = client.submit_job_execution("training_job")
+    data = graphql(
+        stack.dagster_url,
+        '{ assetNodeOrError(assetKey: {path: ["flight_features"]}) { ... on AssetNode {'
+        " partitionStats { numMaterialized } } } }",
+    )
+    # December always; every month when the browser test did not build them first.
+    built = data["assetNodeOrError"]["partitionStats"]["numMaterialized"] == len(MONTHS)
+    for month in ["2013-12"] if built else MONTHS:
+        run_id = client.submit_job_execution("month_job", tags={"dagster/partition": month})
+        _wait_for_run_success(stack, run_id)
+        assert sorted(_run_materializations(stack, run_id)) == MONTH_ASSETS
+    _assert_mlflow_runs(stack, run_id, MONTH_ASSETS)
+    run_id = client.submit_job_execution("retrain_job")
     _wait_for_run_success(stack, run_id)
     materialized = _run_materializations(stack, run_id)
-    assert sorted(materialized) == sorted(ASSETS)
+    assert sorted(materialized) == MODEL_ASSETS
     evaluation = materialized["model_evaluation"]
     assert (
         isinstance(evaluation["holdout_roc_auc"], float) and evaluation["holdout_roc_auc"] >= 0.72
@@ -260,4 +321,4 @@ def test_graphql_client_submits_the_training_job(stack: LocalStack) -> None:
     assert str(materialized["registered_model"]["model_version"]).startswith(
         f"{stack.mlflow_url}/#/models/flight_delay_classifier/versions/"
     )
-    _assert_mlflow_runs(stack, run_id)
+    _assert_mlflow_runs(stack, run_id, MODEL_ASSETS)
