@@ -1,8 +1,9 @@
 """Full materialization (cold process, CLI) against the plain script, in the same run.
 
-Each repetition starts new processes: ``dagster asset materialize --select '*'`` with the
-project's executor and instance settings (deploy/local/dagster.yaml), on a persistent Dagster
-home and MLflow store made by one warm-up run (as on any day after the first); then
+Each repetition starts new processes: ``mlops-assets materialize`` (the planes, one run per
+month, the model: the runs of a backfill of everything, in one process) with the project's
+executor and instance settings (deploy/local/dagster.yaml), on a persistent Dagster home and
+MLflow store made by one warm-up run (as on any day after the first); then
 ``benchmarks/plain_pipeline.py``. Prints JSON with the medians, the ratio of the medians, the
 median of the paired ratios and the held-out metrics.
 Usage: python benchmarks/bench_pipeline.py [--repeats N]
@@ -58,15 +59,7 @@ def run(repeats: int) -> dict[str, Any]:
             "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
         }
         env.pop("PYTHONPATH", None)
-        dagster = [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "mlops_assets.definitions",
-            "--select",
-            "*",
-        ]
+        dagster = [str(BIN / "mlops-assets"), "materialize"]
         plain = [str(BIN / "python"), "benchmarks/plain_pipeline.py", str(source), scratch + "/p"]
         first_run, _ = _timed(dagster, env)  # creates the Dagster and MLflow stores
         pipeline_times, plain_times = [], []

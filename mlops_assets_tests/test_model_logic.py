@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.inspection import permutation_importance
 
-from mlops_assets.ml.evaluation import classification_metrics
+from mlops_assets import landing
+from mlops_assets.ml import raw
+from mlops_assets.ml.evaluation import classification_metrics, feature_importance
+from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET, build_month_features
 from mlops_assets.ml.promotion import absolute_floor_gate
-from mlops_assets.ml.training import temporal_split
+from mlops_assets.ml.training import TrainingSettings, temporal_split, train_classifier
 
 
 def _month(number: int, labels: tuple[int, ...] = (0, 1)) -> pd.DataFrame:
@@ -68,3 +74,31 @@ def test_floor_gate(auc: float, floor: float, promote: bool) -> None:
 def test_floor_gate_rejects_impossible_auc() -> None:
     with pytest.raises(ValueError, match="within"):
         absolute_floor_gate(float("nan"), 0.7)
+
+
+def test_importance_on_encoded_rows_equals_permuting_the_raw_columns(
+    seeded_landing: Path,
+) -> None:
+    read = raw.read_raw_csv
+    features, _ = build_month_features(
+        "2013-01",
+        read(landing.monthly_file(seeded_landing, "flights", "2013-01"), raw.FLIGHTS_SCHEMA),
+        read(landing.monthly_file(seeded_landing, "weather", "2013-01"), raw.WEATHER_SCHEMA),
+        read(seeded_landing / landing.PLANES_FILE, raw.PLANES_SCHEMA),
+    )
+    early = features["sched_dep_utc"] < pd.Timestamp("2013-01-20")
+    model = train_classifier(features[early], TrainingSettings(max_iter=20))
+    rows, y = features.loc[~early, list(FEATURE_COLUMNS)], features.loc[~early, TARGET].to_numpy()
+    fast = feature_importance(model, rows, y, sample_rows=800, seed=7)
+    sample = rows.sample(n=800, random_state=7)
+    naive = permutation_importance(
+        model,
+        sample,
+        y[rows.index.get_indexer(sample.index)],
+        scoring="roc_auc",
+        n_repeats=3,
+        random_state=7,
+    )
+    expected = pd.Series(naive.importances_mean, index=rows.columns)
+    pd.testing.assert_series_equal(fast.sort_index(), expected.sort_index())
+    assert fast.abs().sum() > 0  # something matters to the model

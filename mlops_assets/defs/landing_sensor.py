@@ -97,7 +97,9 @@ def landing_zone_sensor(
             if key not in deferred or key in previous
         }
         months = []
-    registered = set(context.instance.get_dynamic_partitions(MONTHS.name or "month"))
+    registered = (
+        set(context.instance.get_dynamic_partitions(MONTHS.name or "month")) if months else set()
+    )
     new_partitions = [m for m in months if m not in registered]
     requests += filter(None, (_month_request(context.instance, state, m) for m in months))
     summary = (

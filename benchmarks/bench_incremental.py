@@ -1,0 +1,112 @@
+"""Absorbing one new month against a full rebuild of all months, cold processes, same stores.
+
+Each repetition starts from a new Dagster home and MLflow store holding January to November
+(materialized by ``mlops-assets materialize``) and a sensor cursor over them. December then
+lands, and two cold processes are timed: ``python -m benchmarks.absorb_month`` (sensor tick,
+December's run, the automation's retraining) and ``mlops-assets materialize`` (the full
+rebuild of the twelve months and the model). Prints JSON with the medians and their ratio.
+Usage: python -m benchmarks.bench_incremental [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mlops_assets import landing, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+NEW_MONTH = "2013-12"
+
+
+def _run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return elapsed, done.stdout
+
+
+def _land(source: Path, target: Path, months: list[str]) -> None:
+    for month in months:
+        for table in landing.MONTHLY_TABLES:
+            path = landing.monthly_file(target, table, month)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.part")
+            shutil.copyfile(landing.monthly_file(source, table, month), temporary)
+            temporary.replace(path)
+
+
+def _repetition(source: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        data, home = Path(scratch) / "data", Path(scratch) / "home"
+        zone = data / "landing"
+        zone.mkdir(parents=True)
+        home.mkdir()
+        shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
+        shutil.copyfile(source / landing.PLANES_FILE, zone / landing.PLANES_FILE)
+        _land(source, zone, [landing.month_key(2013, m) for m in range(1, 12)])
+        env = {
+            **os.environ,
+            "MLOPS_DATA_DIR": str(data),
+            "DAGSTER_HOME": str(home),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+        }
+        env.pop("PYTHONPATH", None)
+        absorb = [str(BIN / "python"), "-m", "benchmarks.absorb_month", str(Path(scratch) / "c")]
+        _run([str(BIN / "mlops-assets"), "materialize"], env)
+        _, primed = _run(absorb, env)  # the sensor's first tick: everything is materialized
+        if json.loads(primed)["ran"]:
+            raise RuntimeError(f"priming tick ran something: {primed}")
+        _land(source, zone, [NEW_MONTH])
+        incremental, out = _run(absorb, env)
+        absorbed = json.loads(out)
+        expected = [
+            f"month_job[{NEW_MONTH}]",
+            "retrain_job[model_evaluation,registered_model,trained_model]",
+        ]
+        if absorbed["ran"] != expected:
+            raise RuntimeError(f"absorbing {NEW_MONTH} ran {absorbed['ran']}")
+        full, _ = _run([str(BIN / "mlops-assets"), "materialize"], env)
+    return {"incremental_s": incremental, "full_s": full, "phases": absorbed}
+
+
+def run(repeats: int) -> dict[str, Any]:
+    """Measure and return the figures."""
+    source = settings.landing_dir()
+    if landing.is_empty(source):
+        landing.seed_landing_zone(source)
+    reps = [_repetition(source) for _ in range(repeats)]
+    incremental = statistics.median(r["incremental_s"] for r in reps)
+    full = statistics.median(r["full_s"] for r in reps)
+    return {
+        "repeats": repeats,
+        "incremental_s": round(incremental, 2),
+        "full_s": round(full, 2),
+        "ratio": round(incremental / full, 3),
+        "runs": [
+            {
+                "incremental_s": round(r["incremental_s"], 2),
+                "full_s": round(r["full_s"], 2),
+                **r["phases"],
+            }
+            for r in reps
+        ],
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    print(json.dumps(run(parser.parse_args().repeats), indent=2))
