@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlops_assets import landing, local_instance, settings
+from mlops_assets import landing, landing_scan, local_instance, settings
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -52,7 +52,7 @@ def _register_months(args: argparse.Namespace) -> int:
     from mlops_assets import rebuild
 
     root = settings.landing_dir()
-    months = rebuild.complete_months(root)
+    months = landing_scan.complete_months(root)
     with dg.DagsterInstance.get() as instance:
         added = rebuild.register_months(instance, months)
     print(f"{root}: {len(months)} landed month(s), {len(added)} new partition(s) registered")
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     materialize = commands.add_parser(
         "materialize",
         help="Register every landed month and materialize everything in this process: "
-        "the planes, one run per month, then the model (what a UI backfill of all runs).",
+        "the planes, one run per month, then the model.",
     )
     materialize.set_defaults(handler=_materialize)
     register = commands.add_parser(

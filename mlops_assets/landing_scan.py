@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,30 +121,54 @@ def version_of(digests: Mapping[str, str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def month_keys(month: str) -> list[str]:
+    """State keys of a month's files: flights then weather."""
+    return [f"{table}/{month}.csv.gz" for table in MONTHLY_TABLES]
+
+
+def month_inputs(state: Mapping[str, FileState], table: str, month: str) -> list[str]:
+    """State keys of the files the raw ``table`` partition of ``month`` reads.
+
+    Its own file, and the previous month's (for context rows) when that month is complete:
+    the rule ``LandingZone.previous_month_file`` applies when the partition is materialized.
+    """
+    previous = previous_month(month)
+    keys = [f"{table}/{month}.csv.gz"]
+    if all(key in state for key in month_keys(previous)):
+        keys.insert(0, f"{table}/{previous}.csv.gz")
+    return keys
+
+
 def month_version(state: Mapping[str, FileState], table: str, month: str) -> str:
     """The data version the raw ``table`` partition of ``month`` gets from the consumed files.
 
-    A month's raw partition reads its own file and the previous month's (for context rows),
-    when that one has been consumed.
+    Args:
+        state: Consumed files, as :func:`scan` returns them.
+        table: ``flights`` or ``weather``.
+        month: ``YYYY-MM``.
+
+    Returns:
+        The :func:`content_version` of the files the partition reads, from their hashes.
     """
-    digests = {}
-    for key in (f"{table}/{previous_month(month)}.csv.gz", f"{table}/{month}.csv.gz"):
-        if key in state:
-            digests[key.split("/", 1)[1]] = state[key].sha256
-    return version_of(digests)
+    keys = month_inputs(state, table, month)
+    return version_of({key.split("/", 1)[1]: state[key].sha256 for key in keys if key in state})
 
 
 def months_to_build(result: ScanResult) -> list[str]:
     """Months whose raw partitions change with this scan.
 
-    These are the changed months, and the month after each of them when it has been consumed
-    (its context rows come from the changed one).
+    Args:
+        result: The scan.
+
+    Returns:
+        The changed months, and the month after each of them when it has been consumed (its
+        context rows come from the changed one), sorted.
     """
     changed = {c.month for c in result.changed if c.month}
     following = {
         next_month(month)
         for month in changed
-        if all(f"{table}/{next_month(month)}.csv.gz" in result.state for table in MONTHLY_TABLES)
+        if all(key in result.state for key in month_keys(next_month(month)))
     }
     return sorted(changed | following)
 
@@ -156,6 +180,16 @@ class _Landed:
     path: Path
     size: int
     mtime_ns: int
+
+
+def complete_months(root: Path) -> list[str]:
+    """Months whose flights and weather files have both landed under their final names.
+
+    Files with names that are not months are skipped (the sensor reports them).
+    """
+    found, _ = _landed(root)
+    months = [{v.month for v in found.values() if v.table == t} for t in MONTHLY_TABLES]
+    return sorted(m for m in set.intersection(*months) if m)
 
 
 def _landed(root: Path) -> tuple[dict[str, _Landed], list[str]]:
@@ -252,10 +286,16 @@ def _sibling(changed: ChangedFile) -> str | None:
     return f"{other}/{changed.month}.csv.gz"
 
 
-def encode_state(state: Mapping[str, FileState]) -> str:
-    """Serialise a scan state (the sensor's cursor)."""
+def encode_state(state: Mapping[str, FileState], pending: Sequence[str] = ()) -> str:
+    """Serialise a scan state and the months still to request (the sensor's cursor)."""
     files = {key: [v.size, v.mtime_ns, v.sha256] for key, v in sorted(state.items())}
-    return json.dumps({"version": STATE_VERSION, "files": files}, separators=(",", ":"))
+    cursor = {"version": STATE_VERSION, "files": files, "pending": sorted(pending)}
+    return json.dumps(cursor, separators=(",", ":"))
+
+
+def decode_pending(cursor: str | None) -> list[str]:
+    """The months a cursor written by :func:`encode_state` holds back; empty for none."""
+    return list(json.loads(cursor).get("pending", [])) if cursor else []
 
 
 def decode_state(cursor: str | None) -> dict[str, FileState]:

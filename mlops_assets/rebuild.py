@@ -1,8 +1,8 @@
 """Materialize everything that has landed, from the command line, in one process.
 
 What ``make materialize`` and the benchmarks run: register every landed month as a partition,
-then the same runs a UI backfill of all assets launches (planes, one run per month, the
-model), executed one after the other in this process instead of by the daemon.
+then the runs the landing-zone sensor and the automation would launch (the planes, one run per
+month, the model), executed in this process instead of by the daemon.
 """
 
 from __future__ import annotations
@@ -13,18 +13,12 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets import landing
+from mlops_assets import landing_scan
 from mlops_assets.defs.partitions import MONTHS
 
 
 class RebuildError(Exception):
     """A run of the rebuild failed; the message names the job, the month and the step."""
-
-
-def complete_months(root: Path) -> list[str]:
-    """Months whose flights and weather files have both landed, oldest first."""
-    months = [set(landing.landed_months(root, table)) for table in landing.MONTHLY_TABLES]
-    return sorted(set.intersection(*months))
 
 
 def register_months(instance: dg.DagsterInstance, months: Sequence[str]) -> list[str]:
@@ -66,7 +60,7 @@ def ingest(defs: dg.Definitions, instance: dg.DagsterInstance, root: Path) -> li
     Raises:
         RebuildError: When no month has landed, or a run fails.
     """
-    months = complete_months(root)
+    months = landing_scan.complete_months(root)
     if not months:
         raise RebuildError(f"no complete month in {root}; run `mlops-assets seed` first")
     register_months(instance, months)

@@ -16,6 +16,7 @@ from mlops_assets.ml.features import (
     WEATHER_COLUMNS,
     FeatureSettings,
     build_features,
+    build_month_features,
     flight_clock,
 )
 from mlops_assets_tests.conftest import PLANES, raw_flight, raw_frame, weather_row
@@ -174,3 +175,41 @@ def test_scrambling_everything_after_the_moment_leaves_features_identical(
 def test_own_departure_and_arrival_columns_are_not_features() -> None:
     forbidden = {"dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"}
     assert forbidden.isdisjoint(FEATURE_COLUMNS)
+
+
+def test_a_month_built_on_its_own_with_context_rows_matches_a_build_of_both_months(
+    seeded_landing: Path,
+) -> None:
+    def read(table: str, month: str, schema: dict[str, str]) -> pd.DataFrame:
+        return raw.read_raw_csv(landing.monthly_file(seeded_landing, table, month), schema)
+
+    planes = raw.read_raw_csv(seeded_landing / landing.PLANES_FILE, raw.PLANES_SCHEMA)
+    flights = {m: read("flights", m, dict(raw.FLIGHTS_SCHEMA)) for m in ("2013-01", "2013-02")}
+    weather = {m: read("weather", m, dict(raw.WEATHER_SCHEMA)) for m in ("2013-01", "2013-02")}
+    both, _ = build_features(
+        raw.concat_typed(flights.values()), raw.concat_typed(weather.values()), planes
+    )
+    both = both[both["month"] == 2].reset_index(drop=True)
+
+    def differing(with_context: bool) -> pd.DataFrame:
+        month, _ = build_month_features(
+            "2013-02",
+            raw.with_context(flights["2013-02"], flights["2013-01"] if with_context else None),
+            raw.with_context(weather["2013-02"], weather["2013-01"] if with_context else None),
+            planes,
+        )
+        assert len(month) == len(both) and set(month["month"]) == {2}
+        columns = list(FEATURE_COLUMNS)
+        same = (month[columns] == both[columns]) | (month[columns].isna() & both[columns].isna())
+        return ~same
+
+    with_context, alone = differing(True), differing(False)
+    # Only "last departures" look-backs older than the context (rare destinations) differ.
+    assert set(with_context.columns[with_context.any()]) <= {
+        "dest_recent_dep_delay",
+        "minutes_since_dest_departure",
+        "carrier_origin_recent_dep_delay",
+    }
+    assert with_context.any(axis=1).mean() < 0.005
+    assert alone.any(axis=1).mean() > 0.04  # the first day of the month, mostly
+    assert alone["tail_prev_leg_delay"].any() and not with_context["tail_prev_leg_delay"].any()

@@ -162,3 +162,50 @@ def test_corrupt_gzip_names_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not gzip at all")
     with pytest.raises(landing.LandingError, match=f"{bad}: not a valid gzip file"):
         landing_scan.file_sha256(bad)
+
+
+def test_a_changed_month_rebuilds_the_next_one_only_when_it_was_consumed(
+    zone: Path, seeded_landing: Path
+) -> None:
+    state = landing_scan.scan(zone, {}).state
+    for table in landing.MONTHLY_TABLES:
+        _land(zone, seeded_landing, table, "2013-03")
+    _land(zone, seeded_landing, "flights", "2013-04")  # weather of April not landed yet
+    february = landing.monthly_file(zone, "flights", "2013-02")
+    february.write_bytes(gzip.compress(b"year,month\n2013,2\n", mtime=0))
+    result = landing_scan.scan(zone, state)
+    # February changed, March is new; January is not affected; April is not complete.
+    assert landing_scan.months_to_build(result) == ["2013-02", "2013-03"]
+    later = landing_scan.scan(zone, result.state)
+    assert landing_scan.months_to_build(later) == []
+
+
+def test_a_months_version_is_the_content_version_of_the_files_its_partition_reads(
+    zone: Path,
+) -> None:
+    state = landing_scan.scan(zone, {}).state
+    february = [landing.monthly_file(zone, "flights", m) for m in ("2013-01", "2013-02")]
+    assert landing_scan.month_version(state, "flights", "2013-02") == (
+        landing_scan.content_version(february)
+    )
+    # January has no complete month before it: its own file only.
+    assert landing_scan.month_version(state, "flights", "2013-01") == (
+        landing_scan.content_version(february[:1])
+    )
+    # Without January's weather, January is not complete: February reads no context.
+    del state["weather/2013-01.csv.gz"]
+    assert landing_scan.month_inputs(state, "flights", "2013-02") == ["flights/2013-02.csv.gz"]
+
+
+def test_complete_months_skip_stray_names_and_lone_files(zone: Path) -> None:
+    (zone / "flights" / "notes.txt").write_text("not data")
+    (zone / "flights" / "2013-07.csv.gz").write_bytes(b"")
+    assert landing_scan.complete_months(zone) == ["2013-01", "2013-02"]
+
+
+def test_pending_months_ride_along_in_the_cursor(zone: Path) -> None:
+    state = landing_scan.scan(zone, {}).state
+    cursor = landing_scan.encode_state(state, ["2013-02", "2013-01"])
+    assert landing_scan.decode_state(cursor) == state
+    assert landing_scan.decode_pending(cursor) == ["2013-01", "2013-02"]
+    assert landing_scan.decode_pending(landing_scan.encode_state(state)) == []

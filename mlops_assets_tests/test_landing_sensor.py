@@ -13,10 +13,12 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
-from mlops_assets import definitions, landing, rebuild
+from mlops_assets import definitions, landing, landing_scan, rebuild
 from mlops_assets.defs.landing_sensor import landing_zone_sensor
 from mlops_assets.resources import LandingZone
 from mlops_assets_tests.contract import FAST_RUN_CONFIG
+
+RUN_KEY_TAG = "dagster/run_key"  # what the sensor daemon tags a requested run with
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +54,11 @@ class Zone:
         )
         result = landing_zone_sensor(context)
         assert isinstance(result, dg.SensorResult)
+        for request in result.run_requests or []:
+            # The daemon drops a request whose run key already ran: none may be reused.
+            assert request.run_key, request
+            used = self.instance.get_runs(dg.RunsFilter(tags={RUN_KEY_TAG: request.run_key}))
+            assert not used, f"run key {request.run_key} already ran"
         self.cursor = result.cursor
         return result
 
@@ -66,8 +73,9 @@ class Zone:
         for request in result.run_requests or []:
             assert request.job_name is not None
             job = definitions.defs.resolve_job_def(request.job_name)
+            tags = {**request.tags, RUN_KEY_TAG: request.run_key or ""}
             run = job.execute_in_process(
-                instance=self.instance, partition_key=request.partition_key, tags=request.tags
+                instance=self.instance, partition_key=request.partition_key, tags=tags
             )
             assert run.success
             run_ids.append(run.run_id)
@@ -174,6 +182,7 @@ def test_partial_copies_and_bad_names_are_reported_and_never_consumed(zone: Zone
     assert "2013-13.csv.gz: not a monthly file name, ignored" in reason
     assert "notes.txt: not a monthly file name, ignored" in reason
     assert ".2013-05" not in reason  # a temporary name is silently not there yet
+    assert _requested(zone.tick()) == []  # reported again, still not consumed
     # The copy completes (renamed into place): the month is consumed on the next tick.
     zone.land("flights", "2013-04")
     completed = zone.tick()
@@ -225,3 +234,42 @@ def test_a_new_month_lands_and_the_automation_registers_a_model_trained_on_it(
         defs=defs, instance=zone.instance, cursor=automation.cursor
     )
     assert after.total_requested == 0  # one retraining, not one per step or per tick
+
+
+def test_planes_changes_are_run_each_time_and_months_wait_for_them(zone: Zone) -> None:
+    zone.land_month("2013-01")
+    zone.launch(zone.tick())
+    zone.launch(zone.tick())
+    planes = zone.root / landing.PLANES_FILE
+    original = planes.read_bytes()
+    rows = gzip.decompress(original).decode().splitlines()
+    fewer = gzip.compress(("\n".join(rows[:-10]) + "\n").encode(), mtime=0)
+    # A -> B -> A: the planes run each time, the last one although A ran before.
+    for payload, february in ((fewer, [("month_job", "2013-02")]), (original, [])):
+        landing.land_bytes(planes, payload, force=True)
+        zone.land_month("2013-02")  # lands with the first change; identical bytes after
+        changed = zone.tick()
+        assert _requested(changed) == [("planes_job", None)]
+        # A new month waits, kept in the cursor, until raw_planes holds the new file.
+        assert landing_scan.decode_pending(changed.cursor) == [m for _, m in february]
+        zone.launch(changed)
+        followed = zone.tick()
+        assert _requested(followed) == february
+        zone.launch(followed)
+    assert _requested(zone.tick()) == []
+
+
+def test_features_older_than_their_raw_data_are_requested_after_a_cursor_reset(
+    zone: Zone,
+) -> None:
+    zone.land_month("2013-01")
+    zone.launch(zone.tick())
+    zone.launch(zone.tick())
+    raw_only = definitions.defs.resolve_job_def("month_job").execute_in_process(
+        instance=zone.instance,
+        partition_key="2013-01",
+        asset_selection=[dg.AssetKey("raw_flights"), dg.AssetKey("raw_weather")],
+    )
+    assert raw_only.success
+    zone.cursor = None
+    assert _requested(zone.tick()) == [("month_job", "2013-01")]

@@ -32,7 +32,7 @@ class EvaluationConfig(dg.Config):
     group_name="evaluation",
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
-    code_version="1",
+    code_version="2",
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",

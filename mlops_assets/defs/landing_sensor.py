@@ -30,24 +30,48 @@ def _data_version(record: dg.EventLogRecord | None) -> str | None:
     return tags.get("dagster/data_version") if tags else None
 
 
+def _run_key(
+    prefix: str,
+    state: dict[str, landing_scan.FileState],
+    keys: list[str],
+    target: dg.EventLogRecord | None,
+) -> str:
+    """A run key from the landed files and the latest materialization the run would replace.
+
+    A tick retried after a crash gives the same key while that run has not produced its
+    result, so the daemon does not launch it twice. A new landing (even back to content that
+    ran before) or a newer materialization since (a cursor reset finding features older than
+    their raw data) gives a new key. A run that failed keeps its key: re-execute it from the
+    UI once its cause is fixed, or land the file again.
+    """
+    parts = [f"{state[k].sha256[:12]}@{state[k].mtime_ns}" for k in keys if k in state]
+    return ":".join([prefix, *parts, str(target.storage_id if target else 0)])
+
+
 def _month_request(
     instance: dg.DagsterInstance, state: dict[str, landing_scan.FileState], month: str
 ) -> dg.RunRequest | None:
     """The run that brings a month's partitions up to the consumed files; None if they are."""
     expected = {t: landing_scan.month_version(state, t, month) for t in MONTHLY_TABLES}
     latest = {t: _latest(instance, key, month) for t, key in RAW_ASSETS.items()}
-    up_to_date = all(_data_version(latest[t]) == expected[t] for t in MONTHLY_TABLES)
-    if up_to_date and _latest(instance, FEATURES, month) is not None:
+    features = _latest(instance, FEATURES, month)
+    raw_current = all(_data_version(latest[t]) == expected[t] for t in MONTHLY_TABLES)
+    features_after_raw = features is not None and all(
+        record is not None and features.storage_id > record.storage_id for record in latest.values()
+    )
+    if raw_current and features_after_raw:
         return None
-    # Unique per content and per earlier materialization: a file changed from A to B and
-    # back to A is requested again, and a tick retried after a crash is not requested twice.
-    before = latest["flights"].storage_id if latest["flights"] else 0
+    inputs = sorted({k for t in MONTHLY_TABLES for k in landing_scan.month_inputs(state, t, month)})
     return dg.RunRequest(
         job_name=month_job.name,
         partition_key=month,
-        run_key=f"{month}:{expected['flights'][:12]}:{expected['weather'][:12]}:{before}",
+        run_key=_run_key(month, state, inputs, features),
         tags={TRIGGER_TAG: "landing_zone_sensor"},
     )
+
+
+def _capped(lines: list[str], limit: int = 20) -> list[str]:
+    return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])
 
 
 @dg.sensor(
@@ -64,44 +88,41 @@ def landing_zone_sensor(
     """Scan the landing zone against the cursor and request runs for what changed."""
     previous = landing_scan.decode_state(context.cursor)
     result = landing_scan.scan(landing_zone.root(), previous)
-    for line in result.rejected:
-        context.log.warning(line)
-    for line in result.waiting:
-        context.log.info(line)
     state = result.state
     notes = [*result.rejected, *result.waiting]
     requests: list[dg.RunRequest] = []
-    planes = next((c for c in result.changed if c.key == PLANES_FILE), None)
-    if planes and _data_version(_latest(context.instance, PLANES, None)) != (
-        landing_scan.version_of({PLANES_FILE: planes.sha256})
-    ):
+    months = sorted(
+        set(landing_scan.months_to_build(result)) | set(landing_scan.decode_pending(context.cursor))
+    )
+    planes = state.get(PLANES_FILE)
+    planes_record = _latest(context.instance, PLANES, None) if planes else None
+    planes_current = planes is not None and _data_version(planes_record) == landing_scan.version_of(
+        {PLANES_FILE: planes.sha256}
+    )
+    if planes is not None and not planes_current:
         requests.append(
             dg.RunRequest(
                 job_name=planes_job.name,
-                run_key=f"planes:{planes.sha256[:12]}",
+                run_key=_run_key("planes", state, [PLANES_FILE], planes_record),
                 tags={TRIGGER_TAG: "landing_zone_sensor"},
             )
         )
-    months = landing_scan.months_to_build(result)
-    if months and _latest(context.instance, PLANES, None) is None:
-        # The features of a month need raw_planes: the months are looked at again once the
-        # planes run has materialized it.
+    pending: list[str] = []
+    if months and not planes_current:
+        # A month's features read raw_planes: the months wait (in the cursor, without being
+        # read again) until raw_planes holds the landed planes file.
+        pending, months = months, []
         notes.append(
-            f"months {', '.join(months)} wait for raw_planes: materialize it (planes_job) first"
+            f"months {', '.join(pending)} wait for raw_planes to hold the landed "
+            + ("planes.csv.gz (planes_job)" if planes else "planes.csv.gz: land it")
         )
-        context.log.info(notes[-1])
-        deferred = {f"{t}/{m}.csv.gz" for t in MONTHLY_TABLES for m in months}
-        state = {
-            key: previous[key] if key in deferred else value
-            for key, value in state.items()
-            if key not in deferred or key in previous
-        }
-        months = []
     registered = (
         set(context.instance.get_dynamic_partitions(MONTHS.name or "month")) if months else set()
     )
     new_partitions = [m for m in months if m not in registered]
     requests += filter(None, (_month_request(context.instance, state, m) for m in months))
+    for line in _capped(notes):
+        (context.log.warning if line in result.rejected else context.log.info)(line)
     summary = (
         f"{len(result.changed)} new or changed file(s), {len(result.rejected)} rejected, "
         f"{len(result.waiting)} waiting, {result.files_read} read"
@@ -111,6 +132,8 @@ def landing_zone_sensor(
         dynamic_partitions_requests=[MONTHS.build_add_request(new_partitions)]
         if new_partitions
         else None,
-        cursor=landing_scan.encode_state(state),
-        skip_reason=None if requests else "; ".join([f"nothing to run: {summary}", *notes]),
+        cursor=landing_scan.encode_state(state, pending),
+        skip_reason=None
+        if requests
+        else "; ".join([f"nothing to run: {summary}", *_capped(notes)]),
     )

@@ -87,7 +87,7 @@ def _materialize_month(
 def raw_flights(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:
-    """A month's flights departing New York City, typed, after the month before's last 48 h."""
+    """A month's flights departing New York City, typed, after the previous 7 days."""
     return _materialize_month(context, landing_zone, mlflow_tracking, "flights", raw.FLIGHTS_SCHEMA)
 
 
@@ -95,7 +95,7 @@ def raw_flights(
 def raw_weather(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> dg.Output[pd.DataFrame]:
-    """A month's hourly weather at the three airports, typed, after the month before's last 48 h."""
+    """A month's hourly weather at the three airports, typed, after the previous 7 days."""
     return _materialize_month(context, landing_zone, mlflow_tracking, "weather", raw.WEATHER_SCHEMA)
 
 

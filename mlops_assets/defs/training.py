@@ -27,7 +27,7 @@ class TrainingConfig(dg.Config):
     group_name="training",
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
-    code_version="1",
+    code_version="2",
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mlops_assets.landing import parse_month
+
 TARGET = "is_delayed"
 DELAY_THRESHOLD_MINUTES = 15
 
@@ -425,7 +427,7 @@ def build_month_features(
     Returns:
         The month's feature rows and their summary, as :func:`build_features` returns them.
     """
-    year, number = (int(part) for part in month.split("-"))
+    year, number = parse_month(month)
     in_month = (flights["year"] == year) & (flights["month"] == number)
     features, _ = build_features(flights, weather, planes, settings)
     has_arrival = flights["arr_delay"].notna()

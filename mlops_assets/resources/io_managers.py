@@ -7,6 +7,7 @@ production, through universal-pathlib.
 from __future__ import annotations
 
 import typing
+import uuid
 from typing import Any
 
 import dagster as dg
@@ -14,6 +15,19 @@ from pydantic import BaseModel, Field
 from upath import UPath
 
 from mlops_assets import settings
+
+
+def _write_atomically(path: UPath, payload: bytes) -> None:
+    """Write to a temporary name beside ``path``, then rename it into place.
+
+    Runs of different months read one another's partitions (and ``raw_planes``) while they
+    run in parallel: a reader sees the old file or the new one, never half of one. (On object
+    stores the rename is a copy; there, each object is written whole anyway.)
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_bytes(payload)
+    temporary.rename(path)
 
 
 class _ParquetIOManager(dg.UPathIOManager):
@@ -37,9 +51,7 @@ class _ParquetIOManager(dg.UPathIOManager):
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: expected a DataFrame, got {type(obj)}"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            obj.to_parquet(handle, index=False)
+        _write_atomically(path, obj.to_parquet(index=False))
         self._written[str(path)] = obj
 
     def load_partitions(self, context: dg.InputContext) -> Any:
@@ -72,8 +84,7 @@ class _JsonIOManager(dg.UPathIOManager):
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: expected a pydantic model, got {type(obj)}"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(obj.model_dump_json(indent=2))
+        _write_atomically(path, obj.model_dump_json(indent=2).encode())
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         model_type = context.dagster_type.typing_type

@@ -42,9 +42,14 @@ class LandingZone(dg.ConfigurableResource):
         return path
 
     def previous_month_file(self, table: str, month: str) -> Path | None:
-        """The file of the month before ``month``, or None when that month has not landed."""
-        path = landing.monthly_file(self.root(), table, landing.previous_month(month))
-        return path if path.is_file() else None
+        """The ``table`` file of the month before ``month`` when that month is complete.
+
+        Complete means both its flights and weather files have landed, as the landing-zone
+        sensor requires before it consumes a month; otherwise None.
+        """
+        previous = landing.previous_month(month)
+        paths = {t: landing.monthly_file(self.root(), t, previous) for t in landing.MONTHLY_TABLES}
+        return paths[table] if all(path.is_file() for path in paths.values()) else None
 
     def planes_file(self) -> Path:
         """The planes reference file.
