@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ def _materialize(args: argparse.Namespace) -> int:
 
     with dg.DagsterInstance.get() as instance:
         try:
-            runs = rebuild.rebuild(defs, instance, settings.landing_dir())
+            runs = rebuild.rebuild(defs, instance, settings.landing_dir(), workers=args.workers)
         except rebuild.RebuildError as error:
             print(f"mlops-assets: error: {error}", file=sys.stderr)
             return 1
@@ -96,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         "materialize",
         help="Register every landed month and materialize everything in this process: "
         "the planes, one run per month, then the model.",
+    )
+    materialize.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="months run N at a time, each in its own process (default: the CPU count)",
     )
     materialize.set_defaults(handler=_materialize)
     register = commands.add_parser(

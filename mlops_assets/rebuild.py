@@ -7,14 +7,19 @@ month, the model), executed in this process instead of by the daemon.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from mlops_assets import landing_scan
 from mlops_assets.defs.partitions import MONTHS
+
+if TYPE_CHECKING:
+    from dagster._core.instance.ref import InstanceRef
 
 
 class RebuildError(Exception):
@@ -54,8 +59,29 @@ def _execute(
     return result.run_id
 
 
-def ingest(defs: dg.Definitions, instance: dg.DagsterInstance, root: Path) -> list[str]:
+def _load_code_location() -> None:
+    import mlops_assets.definitions  # noqa: F401
+
+
+def _month_in_worker(instance_ref: InstanceRef, month: str) -> str:
+    """Run one month in a worker process (spawned: it imports the code location itself)."""
+    from mlops_assets.definitions import defs
+
+    with dg.DagsterInstance.from_ref(instance_ref) as instance:
+        return _execute(defs, instance, "month_job", month)
+
+
+def ingest(
+    defs: dg.Definitions, instance: dg.DagsterInstance, root: Path, workers: int = 1
+) -> list[str]:
     """Materialize the planes, then every complete month (one run each); return the run ids.
+
+    Args:
+        defs: The code location (``mlops_assets.definitions.defs``; workers import it).
+        instance: The Dagster instance the runs are recorded in.
+        root: The landing zone.
+        workers: Months run this many at a time, each in its own process, as the run queue
+            runs them under the daemon; 1 runs them one after the other in this process.
 
     Raises:
         RebuildError: When no month has landed, or a run fails.
@@ -64,8 +90,17 @@ def ingest(defs: dg.Definitions, instance: dg.DagsterInstance, root: Path) -> li
     if not months:
         raise RebuildError(f"no complete month in {root}; run `mlops-assets seed` first")
     register_months(instance, months)
-    runs = [_execute(defs, instance, "planes_job")]
-    return runs + [_execute(defs, instance, "month_job", month) for month in months]
+    if workers <= 1:
+        runs = [_execute(defs, instance, "planes_job")]
+        return runs + [_execute(defs, instance, "month_job", month) for month in months]
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(months)), mp_context=spawn) as pool:
+        # The workers start (import the code location) while the planes run here.
+        started = [pool.submit(_load_code_location) for _ in range(min(workers, len(months)))]
+        runs = [_execute(defs, instance, "planes_job")]
+        wait(started)
+        ref = instance.get_ref()
+        return runs + list(pool.map(_month_in_worker, [ref] * len(months), months))
 
 
 def rebuild(
@@ -73,11 +108,12 @@ def rebuild(
     instance: dg.DagsterInstance,
     root: Path,
     model_run_config: Mapping[str, Any] | None = None,
+    workers: int = 1,
 ) -> list[str]:
     """:func:`ingest`, then train, evaluate and register the model; return the run ids.
 
     Raises:
         RebuildError: When no month has landed, or a run fails.
     """
-    runs = ingest(defs, instance, root)
+    runs = ingest(defs, instance, root, workers)
     return [*runs, _execute(defs, instance, "retrain_job", run_config=model_run_config)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -132,3 +133,24 @@ def test_landed_months_and_the_scan_skip_the_same_temporary_names(tmp_path: Path
         (folder / name).write_bytes(b"partial")
     assert landing.landed_months(tmp_path, "flights") == []
     assert landing_scan.scan(tmp_path, {}).rejected == []
+
+
+@pytest.mark.parametrize(
+    ("table", "schema"), [("flights", raw.FLIGHTS_SCHEMA), ("weather", raw.WEATHER_SCHEMA)]
+)
+def test_the_fast_typed_read_equals_the_validating_read(
+    seeded_landing: Path, table: str, schema: Mapping[str, str]
+) -> None:
+    path = landing.monthly_file(seeded_landing, table, "2013-03")
+    validating = pd.DataFrame(
+        {
+            column: raw._coerce(path, column, values, dtype)
+            for (column, dtype), (_, values) in zip(
+                schema.items(),
+                pd.read_csv(path, dtype=str, na_values=["NA"])[list(schema)].items(),
+                strict=True,
+            )
+        }
+    )
+    pd.testing.assert_frame_equal(raw._read_typed(path, schema), validating)
+    pd.testing.assert_frame_equal(raw.read_raw_csv(path, schema), validating)

@@ -64,7 +64,8 @@ def materialized(
         patch.setenv("MLOPS_DATA_DIR", str(data))
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
         with dg.instance_for_test(temp_dir=str(data.parent / "home")) as instance:
-            run_ids = rebuild.rebuild(definitions.defs, instance, data / "landing")
+            # Two months at a time, each in its own process: the path `make materialize` takes.
+            run_ids = rebuild.rebuild(definitions.defs, instance, data / "landing", workers=2)
             client = MlflowClient(tracking_uri=f"sqlite:///{data / 'mlflow.db'}")
             yield Materialized(data, instance, run_ids, client)
 

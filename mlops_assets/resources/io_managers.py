@@ -31,18 +31,19 @@ def _write_atomically(path: UPath, payload: bytes) -> None:
 
 
 class _ParquetIOManager(dg.UPathIOManager):
-    """Parquet on disk, with a write-through memory of what this run wrote.
+    """Parquet on disk, with a memory of the frames this run wrote or read.
 
     With the in-process executor, a frame written by one step is handed to the next ones
-    without re-reading its file; the file is still written, so other runs, other processes
-    and re-execution read it from storage.
+    without re-reading its file, and the months ``trained_model`` read are handed to
+    ``model_evaluation``; files are still written, so other runs, other processes and
+    re-execution read them from storage.
     """
 
     extension = ".parquet"
 
     def __init__(self, base_path: UPath) -> None:
         super().__init__(base_path=base_path)
-        self._written: dict[str, Any] = {}
+        self._frames: dict[str, Any] = {}
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
         import pandas as pd
@@ -52,7 +53,7 @@ class _ParquetIOManager(dg.UPathIOManager):
                 f"{context.asset_key.to_user_string()}: expected a DataFrame, got {type(obj)}"
             )
         _write_atomically(path, obj.to_parquet(index=False))
-        self._written[str(path)] = obj
+        self._frames[str(path)] = obj
 
     def load_partitions(self, context: dg.InputContext) -> Any:
         """One partition as a frame; several, or any for a ``dict`` input, as month -> frame.
@@ -70,10 +71,12 @@ class _ParquetIOManager(dg.UPathIOManager):
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         import pandas as pd
 
-        if str(path) in self._written:
-            return self._written[str(path)]
+        if str(path) in self._frames:
+            return self._frames[str(path)]
         with path.open("rb") as handle:
-            return pd.read_parquet(handle)
+            frame = pd.read_parquet(handle)
+        self._frames[str(path)] = frame
+        return frame
 
 
 class _JsonIOManager(dg.UPathIOManager):
