@@ -15,27 +15,17 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_pipeline import timed
 from mlops_assets import landing, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 NEW_MONTH = "2013-12"
-
-
-def _run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return elapsed, done.stdout
 
 
 def _land(source: Path, target: Path, months: list[str]) -> None:
@@ -65,12 +55,12 @@ def _repetition(source: Path) -> dict[str, Any]:
         }
         env.pop("PYTHONPATH", None)
         absorb = [str(BIN / "python"), "-m", "benchmarks.absorb_month", str(Path(scratch) / "c")]
-        _run([str(BIN / "mlops-assets"), "materialize"], env)
-        _, primed = _run(absorb, env)  # the sensor's first tick: everything is materialized
+        timed([str(BIN / "mlops-assets"), "materialize"], env)
+        _, primed = timed(absorb, env)  # the sensor's first tick: everything is materialized
         if json.loads(primed)["ran"]:
             raise RuntimeError(f"priming tick ran something: {primed}")
         _land(source, zone, [NEW_MONTH])
-        incremental, out = _run(absorb, env)
+        incremental, out = timed(absorb, env)
         absorbed = json.loads(out)
         expected = [
             f"month_job[{NEW_MONTH}]",
@@ -78,7 +68,7 @@ def _repetition(source: Path) -> dict[str, Any]:
         ]
         if absorbed["ran"] != expected:
             raise RuntimeError(f"absorbing {NEW_MONTH} ran {absorbed['ran']}")
-        full, _ = _run([str(BIN / "mlops-assets"), "materialize"], env)
+        full, _ = timed([str(BIN / "mlops-assets"), "materialize"], env)
     return {"incremental_s": incremental, "full_s": full, "phases": absorbed}
 
 

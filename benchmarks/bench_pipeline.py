@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def _timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Run a command in the project folder; its wall time and output (fails loudly)."""
     start = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
@@ -61,12 +62,12 @@ def run(repeats: int) -> dict[str, Any]:
         env.pop("PYTHONPATH", None)
         dagster = [str(BIN / "mlops-assets"), "materialize"]
         plain = [str(BIN / "python"), "benchmarks/plain_pipeline.py", str(source), scratch + "/p"]
-        first_run, _ = _timed(dagster, env)  # creates the Dagster and MLflow stores
+        first_run, _ = timed(dagster, env)  # creates the Dagster and MLflow stores
         pipeline_times, plain_times = [], []
         plain_metrics: dict[str, float] = {}
         for _ in range(repeats):
-            pipeline_times.append(_timed(dagster, env)[0])
-            elapsed, out = _timed(plain, env)
+            pipeline_times.append(timed(dagster, env)[0])
+            elapsed, out = timed(plain, env)
             plain_times.append(elapsed)
             plain_metrics = json.loads(out.strip().splitlines()[-1])
     pipeline, baseline = statistics.median(pipeline_times), statistics.median(plain_times)
