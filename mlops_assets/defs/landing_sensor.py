@@ -95,18 +95,21 @@ def landing_zone_sensor(
         set(landing_scan.months_to_build(result)) | set(landing_scan.decode_pending(context.cursor))
     )
     planes = state.get(PLANES_FILE)
-    planes_record = _latest(context.instance, PLANES, None) if planes else None
-    planes_current = planes is not None and _data_version(planes_record) == landing_scan.version_of(
-        {PLANES_FILE: planes.sha256}
-    )
-    if planes is not None and not planes_current:
-        requests.append(
-            dg.RunRequest(
-                job_name=planes_job.name,
-                run_key=_run_key("planes", state, [PLANES_FILE], planes_record),
-                tags={TRIGGER_TAG: "landing_zone_sensor"},
-            )
+    planes_current = planes is not None
+    if planes is not None and (months or any(c.key == PLANES_FILE for c in result.changed)):
+        # Only when something changed: an idle tick does not query the instance.
+        record = _latest(context.instance, PLANES, None)
+        planes_current = _data_version(record) == landing_scan.version_of(
+            {PLANES_FILE: planes.sha256}
         )
+        if not planes_current:
+            requests.append(
+                dg.RunRequest(
+                    job_name=planes_job.name,
+                    run_key=_run_key("planes", state, [PLANES_FILE], record),
+                    tags={TRIGGER_TAG: "landing_zone_sensor"},
+                )
+            )
     pending: list[str] = []
     if months and not planes_current:
         # A month's features read raw_planes: the months wait (in the cursor, without being
