@@ -1,8 +1,8 @@
-"""Materialize everything that has landed, from the command line, in one process.
+"""Materialize everything that has landed, from the command line, without the daemon.
 
 What ``make materialize`` and the benchmarks run: register every landed month as a partition,
 then the runs the landing-zone sensor and the automation would launch (the planes, one run per
-month, the model), executed in this process instead of by the daemon.
+month, the model), executed here: the months in worker processes, the rest in this one.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from mlops_assets import landing_scan
-from mlops_assets.defs.partitions import MONTHS
+from mlops_assets.defs.partitions import MONTH_PARTITIONS
 
 if TYPE_CHECKING:
     from dagster._core.instance.ref import InstanceRef
@@ -28,10 +28,10 @@ class RebuildError(Exception):
 
 def register_months(instance: dg.DagsterInstance, months: Sequence[str]) -> list[str]:
     """Add the month partitions that do not exist yet; return the ones added."""
-    existing = set(instance.get_dynamic_partitions(MONTHS.name or "month"))
+    existing = set(instance.get_dynamic_partitions(MONTH_PARTITIONS))
     added = [month for month in months if month not in existing]
     if added:
-        instance.add_dynamic_partitions(MONTHS.name or "month", added)
+        instance.add_dynamic_partitions(MONTH_PARTITIONS, added)
     return added
 
 

@@ -4,7 +4,7 @@ import dagster as dg
 
 from mlops_assets import landing_scan
 from mlops_assets.defs.jobs import month_job, planes_job
-from mlops_assets.defs.partitions import MONTHS
+from mlops_assets.defs.partitions import MONTH_PARTITIONS, MONTHS
 from mlops_assets.landing import MONTHLY_TABLES, PLANES_FILE
 from mlops_assets.resources import LandingZone
 
@@ -119,9 +119,7 @@ def landing_zone_sensor(
             f"months {', '.join(pending)} wait for raw_planes to hold the landed "
             + ("planes.csv.gz (planes_job)" if planes else "planes.csv.gz: land it")
         )
-    registered = (
-        set(context.instance.get_dynamic_partitions(MONTHS.name or "month")) if months else set()
-    )
+    registered = set(context.instance.get_dynamic_partitions(MONTH_PARTITIONS)) if months else set()
     new_partitions = [m for m in months if m not in registered]
     requests += filter(None, (_month_request(context.instance, state, m) for m in months))
     for line in _capped(notes):

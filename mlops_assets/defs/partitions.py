@@ -4,7 +4,8 @@ import dagster as dg
 
 from mlops_assets import landing
 
-MONTHS = dg.DynamicPartitionsDefinition(name="month")
+MONTH_PARTITIONS = "month"
+MONTHS = dg.DynamicPartitionsDefinition(name=MONTH_PARTITIONS)
 """Keys are ``YYYY-MM``. Dynamic rather than a monthly time window: a partition exists
 exactly when its month has landed, so a backfill of "all" never asks for a month the feed
 has not delivered, and the model trains on every partition there is."""
