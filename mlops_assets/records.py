@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+CHAMPION, CHALLENGER = "champion", "challenger"
+"""Registry aliases: the version that serves, and the newest version the pipeline registered."""
+
 
 class ModelReference(BaseModel):
     """A model logged to MLflow: where to load it from and what it was trained on."""
@@ -16,13 +19,28 @@ class ModelReference(BaseModel):
     train_rows: int
 
 
+class ChampionComparison(BaseModel):
+    """The champion scored on the same held-out rows, and the paired bootstrap of the AUCs."""
+
+    version: str
+    metrics: dict[str, float]
+    challenger_auc: float
+    champion_auc: float
+    delta: float
+    low: float
+    high: float
+    confidence: float
+    resamples: int
+
+
 class EvaluationReport(BaseModel):
-    """Held-out metrics of one logged model."""
+    """Held-out metrics of one logged model, and of the champion it would replace."""
 
     model_uri: str
     holdout_month: str
     run_id: str
     metrics: dict[str, float]
+    champion: ChampionComparison | None = None
 
 
 class RegisteredModelVersion(BaseModel):

@@ -11,6 +11,17 @@ from mlops_assets import definitions
 from mlops_assets.defs.partitions import MONTHS
 
 MONTHLY = {"raw_flights", "raw_weather", "flight_features"}
+# 2: month partitions (the model assets read them as a mapping); 3 and 2: the champion
+# comparison in model_evaluation and the gate in registered_model.
+CODE_VERSIONS = {
+    "raw_flights": "2",
+    "raw_weather": "2",
+    "raw_planes": "2",
+    "flight_features": "2",
+    "trained_model": "2",
+    "model_evaluation": "3",
+    "registered_model": "2",
+}
 ASSETS = {
     "raw_flights": set(),
     "raw_weather": set(),
@@ -31,8 +42,7 @@ def test_definitions_validate_and_bind_every_resource() -> None:
     for key, parents in ASSETS.items():
         node = graph.get(dg.AssetKey(key))
         assert {p.to_user_string() for p in node.parent_keys} == parents
-        # Version 2: the month partitions (the model assets read them as a mapping).
-        assert node.code_version == ("1" if key == "registered_model" else "2")
+        assert node.code_version == CODE_VERSIONS[key]
         assert node.owners == ["team:mlops"]
         assert node.is_partitioned == (key in MONTHLY)
         assert node.kinds

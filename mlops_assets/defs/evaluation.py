@@ -6,7 +6,7 @@ from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS, png_markdown
 from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE
-from mlops_assets.records import EvaluationReport, ModelReference
+from mlops_assets.records import CHAMPION, ChampionComparison, EvaluationReport, ModelReference
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.mlflow_tracking import log_files
 
@@ -24,7 +24,15 @@ class EvaluationConfig(dg.Config):
         default=5000, ge=100, description="Held-out rows sampled for permutation importance."
     )
     random_seed: int = Field(
-        default=42, description="Seed of the importance sample and permutations."
+        default=42, description="Seed of the importance sample, permutations and bootstrap."
+    )
+    bootstrap_resamples: int = Field(
+        default=1000,
+        ge=1000,
+        description="Paired bootstrap resamples of the AUC difference against the champion.",
+    )
+    confidence: float = Field(
+        default=0.95, gt=0.5, lt=1, description="Two-sided confidence of the AUC interval."
     )
 
 
@@ -32,7 +40,7 @@ class EvaluationConfig(dg.Config):
     group_name="evaluation",
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
-    code_version="2",
+    code_version="3",
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
@@ -44,7 +52,9 @@ def model_evaluation(
     trained_model: ModelReference,
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[EvaluationReport]:
-    """Held-out ROC/PR AUC, log loss, Brier, threshold metrics and diagnostic plots."""
+    """Held-out metrics and plots of the new model and of the champion, on the same rows."""
+    from dataclasses import asdict
+
     import mlflow
 
     from mlops_assets.ml.evaluation import (
@@ -54,6 +64,7 @@ def model_evaluation(
     )
     from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET
     from mlops_assets.ml.packaging import OUTPUT_COLUMN
+    from mlops_assets.ml.promotion import paired_bootstrap_auc
     from mlops_assets.ml.training import temporal_split
 
     with mlflow_tracking.asset_run(context) as run:
@@ -87,11 +98,38 @@ def model_evaluation(
         plots = diagnostic_plots(y_true, proba, config.threshold, importance)
         log_files(plots, "plots")
         mlflow.log_dict(importance.round(6).to_dict(), "feature_importance.json")
+        champion = None
+        if version := mlflow_tracking.alias_version(CHAMPION):
+            scorer = mlflow.pyfunc.load_model(mlflow_tracking.version_uri(version))
+            champion_proba = scorer.predict(features)[OUTPUT_COLUMN].to_numpy()
+            comparison = paired_bootstrap_auc(
+                y_true,
+                proba,
+                champion_proba,
+                resamples=config.bootstrap_resamples,
+                confidence=config.confidence,
+                seed=config.random_seed,
+            )
+            champion = ChampionComparison(
+                version=version,
+                metrics=classification_metrics(y_true, champion_proba, config.threshold).as_dict(),
+                **asdict(comparison),
+            )
+            mlflow.log_params({"champion_version": version})
+            mlflow.log_metrics(
+                {
+                    **{f"champion_{k}": v for k, v in champion.metrics.items()},
+                    "auc_delta": comparison.delta,
+                    "auc_delta_low": comparison.low,
+                    "auc_delta_high": comparison.high,
+                }
+            )
     report = EvaluationReport(
         model_uri=trained_model.model_uri,
         holdout_month=split.holdout_month,
         run_id=run.run_id,
         metrics=metrics.as_dict(),
+        champion=champion,
     )
     return dg.Output(
         report,
@@ -101,6 +139,19 @@ def model_evaluation(
                 for key, value in metrics.as_dict().items()
             },
             **{name.removesuffix(".png"): png_markdown(name, png) for name, png in plots.items()},
+            "champion_version": dg.MetadataValue.text(champion.version if champion else "none"),
+            **(
+                {
+                    "champion_roc_auc": dg.MetadataValue.float(champion.champion_auc),
+                    "auc_delta": dg.MetadataValue.float(champion.delta),
+                    "auc_delta_interval": dg.MetadataValue.text(
+                        f"[{champion.low:+.4f}, {champion.high:+.4f}] "
+                        f"({champion.confidence:.0%}, {champion.resamples} resamples)"
+                    ),
+                }
+                if champion
+                else {}
+            ),
             **run.metadata(),
         },
     )

@@ -5,10 +5,14 @@ from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS
 from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE
-from mlops_assets.records import EvaluationReport, ModelReference, RegisteredModelVersion
+from mlops_assets.records import (
+    CHALLENGER,
+    CHAMPION,
+    EvaluationReport,
+    ModelReference,
+    RegisteredModelVersion,
+)
 from mlops_assets.resources import MlflowTracking
-
-CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 class RegistryConfig(dg.Config):
@@ -18,7 +22,26 @@ class RegistryConfig(dg.Config):
         default=0.70,
         ge=0,
         le=1,
-        description="Held-out ROC AUC a version needs to become @champion.",
+        description="Held-out ROC AUC a version needs to become @champion (always applies).",
+    )
+    tolerance: float = Field(
+        default=0.005,
+        ge=0,
+        le=0.1,
+        description="Against a champion: the AUC difference's interval must lie above "
+        "-tolerance (the challenger is not worse).",
+    )
+    min_effect: float = Field(
+        default=0.002,
+        ge=0,
+        le=0.1,
+        description="Against a champion: the observed AUC difference must reach this.",
+    )
+    log_loss_tolerance: float = Field(
+        default=0.01, ge=0, description="Log loss may grow by at most this against the champion."
+    )
+    brier_tolerance: float = Field(
+        default=0.005, ge=0, description="Brier score may grow by at most this."
     )
 
 
@@ -26,7 +49,7 @@ class RegistryConfig(dg.Config):
     group_name="registry",
     kinds={"mlflow"},
     owners=OWNERS,
-    code_version="1",
+    code_version="2",
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
@@ -38,10 +61,10 @@ def registered_model(
     model_evaluation: EvaluationReport,
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[RegisteredModelVersion]:
-    """Registry version of the model: @challenger always, @champion when it passes the gate."""
+    """Registry version of the model: @challenger always, @champion when it beats the champion."""
     import mlflow
 
-    from mlops_assets.ml.promotion import absolute_floor_gate
+    from mlops_assets.ml.promotion import AucComparison, GateSettings, champion_gate
 
     name = mlflow_tracking.model_name
     client = mlflow_tracking.client()
@@ -55,8 +78,38 @@ def registered_model(
                 ),
             )
         roc_auc = model_evaluation.metrics["roc_auc"]
-        decision = absolute_floor_gate(roc_auc, config.min_roc_auc)
         previous = mlflow_tracking.alias_version(CHAMPION)
+        compared = model_evaluation.champion
+        if previous != (compared.version if compared else None):
+            raise dg.Failure(
+                allow_retries=False,
+                description=(
+                    f"@champion is version {previous} but model_evaluation compared against "
+                    f"{compared.version if compared else 'no champion'}: it moved since; "
+                    "materialize model_evaluation again."
+                ),
+            )
+        comparison = (
+            AucComparison(**compared.model_dump(exclude={"version", "metrics"}))
+            if compared
+            else None
+        )
+        decision = champion_gate(
+            model_evaluation.metrics,
+            comparison,
+            compared.metrics if compared else None,
+            GateSettings(**config.model_dump()),
+        )
+        comparison_tags = (
+            {
+                "champion_version": compared.version,
+                "champion_roc_auc": f"{compared.champion_auc:.6f}",
+                "auc_delta": f"{compared.delta:+.6f}",
+                "auc_delta_interval": f"[{compared.low:+.6f}, {compared.high:+.6f}]",
+            }
+            if compared
+            else {}
+        )
         registered = mlflow.register_model(
             trained_model.model_uri,
             name,
@@ -68,6 +121,7 @@ def registered_model(
                 "dagster.run_id": context.run.run_id,
                 "gate": "passed" if decision.promote else "failed",
                 "gate_reason": decision.reason,
+                **comparison_tags,
             },
         )
         version = str(registered.version)
@@ -91,7 +145,7 @@ def registered_model(
         mlflow.log_params(
             {"registered_model": name, "version": version, "promoted": decision.promote}
         )
-        mlflow.set_tag("gate_reason", decision.reason)
+        mlflow.set_tags({"gate_reason": decision.reason, **comparison_tags})
     result = RegisteredModelVersion(
         name=name,
         version=version,
@@ -110,6 +164,7 @@ def registered_model(
             "gate_reason": dg.MetadataValue.text(decision.reason),
             "holdout_roc_auc": dg.MetadataValue.float(roc_auc),
             "previous_champion": dg.MetadataValue.text(previous or "none"),
+            **{key: dg.MetadataValue.text(value) for key, value in comparison_tags.items()},
             **run.metadata(),
         },
     )

@@ -178,6 +178,10 @@ class MlflowTracking(dg.ConfigurableResource):
         """Link to a registered model version in the MLflow UI."""
         return f"{self._ui_base()}/#/models/{self.model_name}/versions/{version}"
 
+    def version_uri(self, version: str) -> str:
+        """The ``models:/`` URI of one version of the registered model."""
+        return f"models:/{self.model_name}/{version}"
+
     def alias_version(self, alias: str) -> str | None:
         """The registered model's version that carries ``alias``, or None when none does."""
         from mlflow.exceptions import MlflowException

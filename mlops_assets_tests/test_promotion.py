@@ -1,0 +1,99 @@
+"""Champion against challenger on real MLflow: who gets @champion, and what is recorded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from mlflow import MlflowClient
+
+from mlops_assets import definitions, landing, rebuild
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "flight_delay_classifier"
+QUICK_EVALUATION = {"model_evaluation": {"config": {"importance_rows": 500}}}
+WEAK = {
+    "ops": {
+        "trained_model": {"config": {"max_iter": 2}},
+        "registered_model": {"config": {"min_roc_auc": 0.5}},
+        **QUICK_EVALUATION,
+    }
+}
+STRONG = {"ops": {"trained_model": {"config": {"max_iter": 60}}, **QUICK_EVALUATION}}
+
+
+def _retrain(instance: dg.DagsterInstance, run_config: dict[str, Any]) -> dict[str, Any]:
+    result = definitions.defs.resolve_job_def("retrain_job").execute_in_process(
+        instance=instance, run_config=run_config
+    )
+    assert result.success
+    record = instance.fetch_materializations(dg.AssetKey("registered_model"), limit=1).records[0]
+    assert record.asset_materialization is not None
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def test_the_champion_changes_only_for_a_better_and_no_worse_calibrated_challenger(
+    project_env: Path, instance: dg.DagsterInstance
+) -> None:
+    landing.seed_landing_zone(project_env / "landing", "2013-03")
+    rebuild.ingest(definitions.defs, instance, project_env / "landing")
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+
+    def champion() -> str:
+        return str(client.get_model_version_by_alias(MODEL, "champion").version)
+
+    first = _retrain(instance, WEAK)
+    assert (first["version"], first["promoted"], champion()) == ("1", True, "1")
+    assert str(first["gate_reason"]).startswith("no champion yet")
+
+    better = _retrain(instance, STRONG)
+    assert (better["version"], better["promoted"], champion()) == ("2", True, "2")
+    assert better["champion_version"] == "1"
+    assert float(str(better["auc_delta"])) > 0.002
+    tags = client.get_model_version(MODEL, "2").tags
+    assert tags["gate"] == "passed" and tags["champion_version"] == "1"
+    assert tags["auc_delta_interval"].startswith("[+")
+    assert client.get_model_version(MODEL, "1").tags["retired_by_version"] == "2"
+
+    worse = _retrain(instance, WEAK)
+    assert (worse["version"], worse["promoted"], champion()) == ("3", False, "2")
+    assert str(worse["gate_reason"]).startswith("kept the champion:")
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "3"
+    assert client.get_model_version(MODEL, "3").tags["gate"] == "failed"
+
+    # Same data, same seeded configuration: the same model, statistically indistinguishable.
+    same = _retrain(instance, STRONG)
+    assert (same["version"], same["promoted"], champion()) == ("4", False, "2")
+    assert float(str(same["auc_delta"])) == 0.0
+    assert "< minimum effect" in str(same["gate_reason"])
+
+
+def test_a_champion_that_moved_after_the_evaluation_stops_the_registration(
+    project_env: Path, instance: dg.DagsterInstance
+) -> None:
+    landing.seed_landing_zone(project_env / "landing", "2013-03")
+    rebuild.ingest(definitions.defs, instance, project_env / "landing")
+    _retrain(instance, WEAK)
+    job = definitions.defs.resolve_job_def("retrain_job")
+    evaluated = job.execute_in_process(
+        instance=instance,
+        run_config={"ops": {k: v for k, v in STRONG["ops"].items() if k != "registered_model"}},
+        asset_selection=[dg.AssetKey("trained_model"), dg.AssetKey("model_evaluation")],
+    )
+    assert evaluated.success
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    client.delete_registered_model_alias(MODEL, "champion")  # someone moved it meanwhile
+    registering = job.execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey("registered_model")], raise_on_error=False
+    )
+    assert not registering.success
+    failure = registering.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None
+    assert "@champion is version None but model_evaluation compared against 1" in str(
+        failure.description
+    )
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1  # nothing registered
