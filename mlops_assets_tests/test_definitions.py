@@ -9,6 +9,7 @@ import dagster as dg
 
 from mlops_assets import definitions
 from mlops_assets.defs.partitions import MONTHS
+from mlops_assets.defs.rollback import RollbackConfig
 
 MONTHLY = {"raw_flights", "raw_weather", "flight_features"}
 # 2: month partitions (the model assets read them as a mapping); 3 and 2: the champion
@@ -54,6 +55,9 @@ def test_definitions_validate_and_bind_every_resource() -> None:
     assert {key.to_user_string() for key in planes_job.asset_layer.executable_asset_keys} == {
         "raw_planes"
     }
+    rollback = defs.resolve_job_def("rollback_job")
+    assert [node.name for node in rollback.graph.nodes] == ["roll_back_champion"]
+    assert set(RollbackConfig.model_fields) == {"reason", "target_version"}
     retrain_job = defs.resolve_job_def("retrain_job")
     assert {key.to_user_string() for key in retrain_job.asset_layer.executable_asset_keys} == {
         "trained_model",

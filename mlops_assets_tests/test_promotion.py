@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 from mlflow import MlflowClient
 
-from mlops_assets import definitions, landing, rebuild
+from mlops_assets import definitions, landing, model_registry, rebuild
 
 pytestmark = pytest.mark.e2e
 
@@ -97,3 +97,57 @@ def test_a_champion_that_moved_after_the_evaluation_stops_the_registration(
         failure.description
     )
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1  # nothing registered
+
+
+def _rollback(instance: dg.DagsterInstance, **config: str) -> dg.ExecuteInProcessResult:
+    return definitions.defs.resolve_job_def("rollback_job").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"roll_back_champion": {"config": config}}},
+        raise_on_error=False,
+    )
+
+
+def _refusal(result: dg.ExecuteInProcessResult) -> str:
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None
+    return str(failure.description)
+
+
+def test_every_alias_move_is_recorded_and_rollback_restores_the_previous_champion(
+    project_env: Path, instance: dg.DagsterInstance
+) -> None:
+    landing.seed_landing_zone(project_env / "landing", "2013-03")
+    rebuild.ingest(definitions.defs, instance, project_env / "landing")
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    assert "no @champion" in _refusal(_rollback(instance, reason="nothing to roll back"))
+    _retrain(instance, WEAK)
+    assert "no earlier champion is recorded" in _refusal(_rollback(instance, reason="too early"))
+    promoted = _retrain(instance, STRONG)
+    assert promoted["promoted"] is True
+
+    moves = model_registry.alias_history(client, MODEL)
+    assert [(m.alias, m.from_version, m.to_version) for m in moves] == [
+        ("challenger", None, "1"),
+        ("champion", None, "1"),
+        ("challenger", "1", "2"),
+        ("champion", "1", "2"),
+    ]
+    assert moves[-1].reason.startswith("promoted") and moves[-1].dagster_run_id
+
+    rolled = _rollback(instance, reason="v2 misbehaves on weekend flights")
+    assert rolled.success
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+    last = model_registry.alias_history(client, MODEL, "champion")[-1]
+    assert (last.from_version, last.to_version) == ("2", "1")
+    assert last.reason == "rollback: v2 misbehaves on weekend flights"
+    assert last.dagster_run_id == rolled.run_id
+    assert client.get_model_version(MODEL, "2").tags["rolled_back_by_run"] == rolled.run_id
+    observation = instance.fetch_observations(dg.AssetKey("registered_model"), limit=1).records[0]
+    assert observation.run_id == rolled.run_id
+
+    assert "has no version '7'" in _refusal(_rollback(instance, reason="typo", target_version="7"))
+    assert "already @champion" in _refusal(_rollback(instance, reason="same", target_version="1"))
+    named = _rollback(instance, reason="back to the better one", target_version="2")
+    assert named.success
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"

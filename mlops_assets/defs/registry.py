@@ -65,6 +65,7 @@ def registered_model(
     import mlflow
 
     from mlops_assets.ml.promotion import AucComparison, GateSettings, champion_gate
+    from mlops_assets.model_registry import move_alias
 
     name = mlflow_tracking.model_name
     client = mlflow_tracking.client()
@@ -135,10 +136,28 @@ def registered_model(
                 f"[{context.run.run_id}]({mlflow_tracking.dagster_run_url(context.run.run_id)})."
             ),
         )
-        client.set_registered_model_alias(name, CHALLENGER, version)
+        moves = [
+            move_alias(
+                client,
+                name,
+                CHALLENGER,
+                version,
+                dagster_run_id=context.run.run_id,
+                reason="the newest version registered by the pipeline",
+            )
+        ]
         aliases = [CHALLENGER]
         if decision.promote:
-            client.set_registered_model_alias(name, CHAMPION, version)
+            moves.append(
+                move_alias(
+                    client,
+                    name,
+                    CHAMPION,
+                    version,
+                    dagster_run_id=context.run.run_id,
+                    reason=decision.reason,
+                )
+            )
             aliases.append(CHAMPION)
             if previous is not None and previous != version:
                 client.set_model_version_tag(name, previous, "retired_by_version", version)
@@ -165,6 +184,12 @@ def registered_model(
             "holdout_roc_auc": dg.MetadataValue.float(roc_auc),
             "previous_champion": dg.MetadataValue.text(previous or "none"),
             **{key: dg.MetadataValue.text(value) for key, value in comparison_tags.items()},
+            "alias_moves": dg.MetadataValue.md(
+                "\n".join(
+                    f"- @{m.alias}: {m.from_version or 'none'} -> {m.to_version} ({m.at})"
+                    for m in moves
+                )
+            ),
             **run.metadata(),
         },
     )

@@ -184,15 +184,9 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def alias_version(self, alias: str) -> str | None:
         """The registered model's version that carries ``alias``, or None when none does."""
-        from mlflow.exceptions import MlflowException
+        from mlops_assets.model_registry import current_version
 
-        try:
-            return str(self.client().get_model_version_by_alias(self.model_name, alias).version)
-        except MlflowException as error:
-            # No registered model yet, or no version with this alias.
-            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise
+        return current_version(self.client(), self.model_name, alias)
 
     def experiment_id(self) -> str:
         """The experiment's id, created on first use (safe when several processes race)."""
