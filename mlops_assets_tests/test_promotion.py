@@ -11,6 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops_assets import definitions, landing, model_registry, rebuild
+from mlops_assets.defs.registry import champion_passed_the_gate
+from mlops_assets.resources import MlflowTracking
 
 pytestmark = pytest.mark.e2e
 
@@ -99,6 +101,12 @@ def test_a_champion_that_moved_after_the_evaluation_stops_the_registration(
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1  # nothing registered
 
 
+def _champion_check() -> dg.AssetCheckResult:
+    result = champion_passed_the_gate(mlflow_tracking=MlflowTracking())
+    assert isinstance(result, dg.AssetCheckResult)
+    return result
+
+
 def _rollback(instance: dg.DagsterInstance, **config: str) -> dg.ExecuteInProcessResult:
     return definitions.defs.resolve_job_def("rollback_job").execute_in_process(
         instance=instance,
@@ -121,6 +129,8 @@ def test_every_alias_move_is_recorded_and_rollback_restores_the_previous_champio
     rebuild.ingest(definitions.defs, instance, project_env / "landing")
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     assert "no @champion" in _refusal(_rollback(instance, reason="nothing to roll back"))
+    no_champion = _champion_check()
+    assert not no_champion.passed and no_champion.severity == dg.AssetCheckSeverity.WARN
     _retrain(instance, WEAK)
     assert "no earlier champion is recorded" in _refusal(_rollback(instance, reason="too early"))
     promoted = _retrain(instance, STRONG)
@@ -145,6 +155,18 @@ def test_every_alias_move_is_recorded_and_rollback_restores_the_previous_champio
     assert client.get_model_version(MODEL, "2").tags["rolled_back_by_run"] == rolled.run_id
     observation = instance.fetch_observations(dg.AssetKey("registered_model"), limit=1).records[0]
     assert observation.run_id == rolled.run_id
+
+    # The blocking check: the rolled-back champion passed the gate and its move is recorded.
+    assert _champion_check().passed
+    client.set_model_version_tag(MODEL, "1", "gate", "failed")  # as if it had never passed
+    ungated = _champion_check()
+    assert not ungated.passed and ungated.severity == dg.AssetCheckSeverity.ERROR
+    assert "gate failed" in str(ungated.description)
+    client.set_model_version_tag(MODEL, "1", "gate", "passed")
+    client.set_registered_model_alias(MODEL, "champion", "2")  # by hand: no audit record
+    unaudited = _champion_check()
+    assert not unaudited.passed and "no audit record" in str(unaudited.description)
+    client.set_registered_model_alias(MODEL, "champion", "1")
 
     assert "has no version '7'" in _refusal(_rollback(instance, reason="typo", target_version="7"))
     assert "already @champion" in _refusal(_rollback(instance, reason="same", target_version="1"))

@@ -193,3 +193,45 @@ def registered_model(
             **run.metadata(),
         },
     )
+
+
+@dg.asset_check(
+    asset=registered_model,
+    blocking=True,
+    description="@champion exists and is a version that passed the gate (or a recorded "
+    "rollback): nothing downstream uses an ungated model.",
+)
+def champion_passed_the_gate(mlflow_tracking: MlflowTracking) -> dg.AssetCheckResult:
+    """Fail, and block downstream assets, when @champion never passed the gate; warn without one."""
+    from mlops_assets.model_registry import alias_history
+
+    version = mlflow_tracking.alias_version(CHAMPION)
+    if version is None:
+        # Nothing can use a champion that does not exist: say so without failing the run.
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="no version carries @champion yet (none reached the floor)",
+        )
+    client, name = mlflow_tracking.client(), mlflow_tracking.model_name
+    gate = client.get_model_version(name, version).tags.get("gate", "missing")
+    history = alias_history(client, name, CHAMPION)
+    # The last recorded move must be the one that put this version there.
+    recorded = history[-1] if history and history[-1].to_version == version else None
+    passed = gate == "passed" and recorded is not None
+    return dg.AssetCheckResult(
+        passed=passed,
+        description=(
+            f"@champion is version {version}: gate {gate}, "
+            + (
+                f"moved there by run {recorded.dagster_run_id}"
+                if recorded
+                else "not moved by the pipeline or a rollback (no audit record)"
+            )
+        ),
+        metadata={
+            "champion": dg.MetadataValue.text(version),
+            "gate": dg.MetadataValue.text(gate),
+            "reason": dg.MetadataValue.text(recorded.reason if recorded else "none"),
+        },
+    )
