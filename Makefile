@@ -17,7 +17,7 @@ MLFLOW_PORT ?= 5000
 export MLOPS_DAGSTER_UI_URL ?= http://127.0.0.1:$(DAGSTER_PORT)
 export MLOPS_MLFLOW_UI_URL ?= http://127.0.0.1:$(MLFLOW_PORT)
 
-.PHONY: help install instance partitions seed run materialize test lint browser bench clean
+.PHONY: help install instance partitions seed run serve materialize test lint browser bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ run: partitions ## Start Dagster (http://127.0.0.1:3000) and the MLflow UI (http
 	  --backend-store-uri "sqlite:///$(MLOPS_DATA_DIR)/mlflow.db" \
 	  --default-artifact-root "$(MLOPS_DATA_DIR)/mlartifacts" & mlflow_pid=$$!; \
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
+
+SERVE_PORT ?= 5001
+serve: install ## Serve @champion over REST on http://127.0.0.1:$(SERVE_PORT) (mlflow models serve)
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="sqlite:///$(MLOPS_DATA_DIR)/mlflow.db" \
+	  $(BIN)/mlflow models serve -m "models:/flight_delay_classifier@champion" \
+	  --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
 
 materialize: seed instance ## Materialize every asset once from the command line
 	$(BIN)/mlops-assets materialize

@@ -288,3 +288,45 @@ def webserver(module: str, env: dict[str, str], logs: Path) -> Iterator[str]:
         raise
     finally:
         server.stop()
+
+
+@contextmanager
+def model_server(model_uri: str, env: dict[str, str], logs: Path) -> Iterator[str]:
+    """``mlflow models serve`` for ``model_uri`` on a free loopback port; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    logs.mkdir(parents=True, exist_ok=True)
+    server = _start(
+        f"model-server-{port}",
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        # mlflow starts uvicorn by name: the virtualenv's bin must be on PATH, as after
+        # `. .venv/bin/activate` (make serve does it).
+        {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"},
+        logs,
+    )
+
+    def ready() -> bool:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the model server exited with {server.process.returncode}")
+        return http_ok(f"{url}/ping")
+
+    try:
+        wait_until(ready, 120, f"the model server for {model_uri}")
+        yield url
+    except BaseException as error:
+        error.add_note(f"--- model server log ---\n{server.tail()}")
+        raise
+    finally:
+        server.stop()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +23,7 @@ from mlops_assets.ml import training
 from mlops_assets.ml.features import FEATURE_COLUMNS
 from mlops_assets.resources import build_resources
 from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
+from mlops_assets_tests.stack import http_ok, model_server
 
 pytestmark = pytest.mark.e2e
 
@@ -323,3 +328,42 @@ def test_a_month_that_has_not_landed_fails_with_the_command_to_run(
     failure = result.get_step_failure_events()[0]
     message = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
     assert "mlops-assets seed" in str(message)
+
+
+def _post(url: str, payload: object) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_served_champion_answers_like_the_in_process_model(
+    materialized: Materialized, tmp_path: Path
+) -> None:
+    uri = f"sqlite:///{materialized.data / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    champion = "models:/flight_delay_classifier@champion"
+    rows = pd.read_parquet(materialized.data / "lake" / "flight_features" / "2013-12.parquet")
+    rows = rows[list(FEATURE_COLUMNS)].head(200)
+    expected = mlflow.pyfunc.load_model(champion).predict(rows)["delay_probability"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    with model_server(champion, env, tmp_path / "logs") as url:
+        split = json.loads(rows.to_json(orient="split", index=False, double_precision=15))
+        status, answer = _post(url, {"dataframe_split": split})
+        assert status == 200, answer
+        served = [row["delay_probability"] for row in answer["predictions"]]
+        assert served == pytest.approx(expected.tolist(), abs=1e-9)
+
+        missing = {"columns": ["carrier"], "data": [["UA"]]}
+        status, answer = _post(url, {"dataframe_split": missing})
+        assert 400 <= status < 500
+        assert "input is missing feature column(s): ['origin', 'dest'" in answer["message"]
+        status, answer = _post(url, {"no_such_format": []})
+        assert 400 <= status < 500 and answer["message"], answer
+        assert http_ok(f"{url}/ping")  # still up after bad requests

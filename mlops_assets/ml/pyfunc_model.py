@@ -11,6 +11,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 OUTPUT_COLUMN = "delay_probability"
@@ -36,7 +37,11 @@ class FlightDelayModel(PythonModel):
         columns = list(self.classifier.feature_names_in_)
         missing = [column for column in columns if column not in model_input.columns]
         if missing:
-            raise ValueError(f"input is missing feature column(s): {missing}")
+            # An MlflowException reaches a REST client as a 400 with this message; any other
+            # error would be reported as "unexpected error while evaluating the model".
+            raise MlflowException.invalid_parameter_value(
+                f"input is missing feature column(s): {missing}"
+            )
         proba = self.classifier.predict_proba(model_input[columns])[:, 1]
         return pd.DataFrame({OUTPUT_COLUMN: proba}, index=model_input.index)
 
