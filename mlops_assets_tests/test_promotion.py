@@ -61,8 +61,11 @@ def test_the_champion_changes_only_for_a_better_and_no_worse_calibrated_challeng
     assert tags["auc_delta_interval"].startswith("[+")
     assert client.get_model_version(MODEL, "1").tags["retired_by_version"] == "2"
 
+    assert _data_version(instance) == "champion-2"
     worse = _retrain(instance, WEAK)
     assert (worse["version"], worse["promoted"], champion()) == ("3", False, "2")
+    # A losing challenger leaves the data version alone: nothing downstream goes stale.
+    assert _data_version(instance) == "champion-2"
     assert str(worse["gate_reason"]).startswith("kept the champion:")
     assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "3"
     assert client.get_model_version(MODEL, "3").tags["gate"] == "failed"
@@ -99,6 +102,13 @@ def test_a_champion_that_moved_after_the_evaluation_stops_the_registration(
         failure.description
     )
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1  # nothing registered
+
+
+def _data_version(instance: dg.DagsterInstance) -> str | None:
+    """registered_model's current data version, as Dagster's staleness reads it."""
+    record = instance.get_latest_data_version_record(dg.AssetKey("registered_model"))
+    event = record.asset_materialization or record.asset_observation if record else None
+    return event.tags.get("dagster/data_version") if event and event.tags else None
 
 
 def _champion_check() -> dg.AssetCheckResult:

@@ -15,6 +15,11 @@ from mlops_assets.records import (
 from mlops_assets.resources import MlflowTracking
 
 
+def champion_data_version(version: str | None) -> str:
+    """The data version of ``registered_model`` while ``version`` is @champion."""
+    return f"champion-{version or 'none'}"
+
+
 class RegistryConfig(dg.Config):
     """The quality gate a new version must pass to become the champion."""
 
@@ -173,8 +178,12 @@ def registered_model(
         reason=decision.reason,
         previous_champion=previous,
     )
+    champion = version if decision.promote else previous
     return dg.Output(
         result,
+        # The data version is the champion's: what scores downstream becomes stale exactly
+        # when the champion changes, not when a losing challenger is registered.
+        data_version=dg.DataVersion(champion_data_version(champion)),
         metadata={
             "model_version": dg.MetadataValue.url(mlflow_tracking.model_version_url(version)),
             "version": dg.MetadataValue.text(version),
