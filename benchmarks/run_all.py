@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_incremental, bench_landing_scan, bench_pipeline
+from benchmarks import bench_incremental, bench_landing_scan, bench_pipeline, bench_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -17,6 +18,7 @@ def render(figures: dict[str, Any]) -> str:
     """The README table for one set of figures."""
     scan = figures["landing_scan"]
     month = figures["incremental"]
+    serving = figures["serving"]
     phases = month["runs"][0]
     rows = [
         ("Held-out ROC AUC (December 2013)", f"{figures['holdout_roc_auc']}"),
@@ -55,6 +57,15 @@ def render(figures: dict[str, Any]) -> str:
         ),
         ("Full rebuild of the 12 months and the model, cold process", f"{month['full_s']} s"),
         ("Absorb one month / full rebuild", f"{month['ratio']} (target <= 0.4)"),
+        (
+            f"REST latency of `make serve`, 1-row request, p50 / p99 over "
+            f"{serving['requests']} requests (`benchmarks/bench_serving.py`)",
+            f"{serving['rows_1']['p50_ms']} / {serving['rows_1']['p99_ms']} ms",
+        ),
+        (
+            "REST latency, 1,000-row request, p50 / p99",
+            f"{serving['rows_1000']['p50_ms']} / {serving['rows_1000']['p99_ms']} ms",
+        ),
     ]
     lines = [
         f"Measured on {figures['machine']}, median of {figures['repeats']} runs, by "
@@ -75,17 +86,35 @@ def write_readme(figures: dict[str, Any]) -> None:
     readme.write_text(re.sub(f"{START}.*?{END}", lambda _: block, text, flags=re.S))
 
 
-def main() -> None:
-    """Measure, save the raw figures, and rewrite the README block."""
-    figures = bench_pipeline.run(repeats=5)
-    figures["landing_scan"] = bench_landing_scan.run(files=10_000, repeats=7)
-    figures["incremental"] = bench_incremental.run(repeats=3)
-    results = ROOT / "benchmarks" / "results"
-    results.mkdir(exist_ok=True)
-    (results / "pipeline.json").write_text(json.dumps(figures, indent=2))
+BENCHMARKS = {
+    "landing_scan": lambda: bench_landing_scan.run(files=10_000, repeats=7),
+    "incremental": lambda: bench_incremental.run(repeats=3),
+    "serving": lambda: bench_serving.run(requests=200),
+}
+
+
+def main(names: list[str]) -> None:
+    """Measure, save the raw figures, and rewrite the README block.
+
+    With names (e.g. ``serving``), only those benchmarks run again; the other figures are
+    kept from ``benchmarks/results/pipeline.json``.
+    """
+    results = ROOT / "benchmarks" / "results" / "pipeline.json"
+    if names:
+        unknown = set(names) - set(BENCHMARKS)
+        if unknown or not results.exists():
+            raise SystemExit(f"run all benchmarks first; known names: {sorted(BENCHMARKS)}")
+        figures = json.loads(results.read_text())
+    else:
+        figures = bench_pipeline.run(repeats=5)
+    for name, measure in BENCHMARKS.items():
+        if not names or name in names:
+            figures[name] = measure()
+    results.parent.mkdir(exist_ok=True)
+    results.write_text(json.dumps(figures, indent=2))
     write_readme(figures)
     print(render(figures))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
