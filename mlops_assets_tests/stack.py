@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,36 +269,59 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
 
 
 @contextmanager
-def webserver(module: str, env: dict[str, str], logs: Path) -> Iterator[str]:
-    """``dagster-webserver`` for ``module`` on a free loopback port; yields its URL."""
+def _serving(
+    name: str,
+    command: Callable[[int], list[str]],
+    env: dict[str, str],
+    logs: Path,
+    ready: Callable[[str], bool],
+) -> Iterator[str]:
+    """Start ``command(port)`` on a free loopback port, wait until ``ready(url)``, yield the
+    URL; its log is added to any failure, and its process group is stopped on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     logs.mkdir(parents=True, exist_ok=True)
-    server = _start(
-        f"webserver-{port}",
-        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", module],
-        env,
-        logs,
-    )
+    server = _start(f"{name}-{port}", command(port), env, logs)
+
+    def started() -> bool:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {server.process.returncode}")
+        return ready(url)
+
     try:
-        wait_until(lambda: _code_location_loaded(url), 120, f"dagster-webserver for {module}")
+        wait_until(started, 120, name)
         yield url
     except BaseException as error:
-        error.add_note(f"--- webserver log ---\n{server.tail()}")
+        error.add_note(f"--- {name} log ---\n{server.tail()}")
         raise
     finally:
         server.stop()
 
 
-@contextmanager
-def model_server(model_uri: str, env: dict[str, str], logs: Path) -> Iterator[str]:
+def webserver(module: str, env: dict[str, str], logs: Path) -> AbstractContextManager[str]:
+    """``dagster-webserver`` for ``module`` on a free loopback port; yields its URL."""
+    return _serving(
+        "webserver",
+        lambda port: [
+            str(BIN / "dagster-webserver"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            module,
+        ],
+        env,
+        logs,
+        _code_location_loaded,
+    )
+
+
+def model_server(model_uri: str, env: dict[str, str], logs: Path) -> AbstractContextManager[str]:
     """``mlflow models serve`` for ``model_uri`` on a free loopback port; yields its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    logs.mkdir(parents=True, exist_ok=True)
-    server = _start(
-        f"model-server-{port}",
-        [
+    return _serving(
+        "model-server",
+        lambda port: [
             str(BIN / "mlflow"),
             "models",
             "serve",
@@ -315,18 +338,5 @@ def model_server(model_uri: str, env: dict[str, str], logs: Path) -> Iterator[st
         # `. .venv/bin/activate` (make serve does it).
         {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"},
         logs,
+        lambda url: http_ok(f"{url}/ping"),
     )
-
-    def ready() -> bool:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"the model server exited with {server.process.returncode}")
-        return http_ok(f"{url}/ping")
-
-    try:
-        wait_until(ready, 120, f"the model server for {model_uri}")
-        yield url
-    except BaseException as error:
-        error.add_note(f"--- model server log ---\n{server.tail()}")
-        raise
-    finally:
-        server.stop()
