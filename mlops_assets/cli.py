@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
+        default=min(os.cpu_count() or 1, 4),
         metavar="N",
-        help="months run N at a time, each in its own process (default: the CPU count)",
+        help="months run N at a time, each in its own process of a few hundred MB "
+        "(default: the CPU count, at most 4)",
     )
     materialize.set_defaults(handler=_materialize)
     register = commands.add_parser(
