@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from mlops_assets.ml.promotion import AucComparison
+
 CHAMPION, CHALLENGER = "champion", "challenger"
 """Registry aliases: the version that serves, and the newest version the pipeline registered."""
 
@@ -24,13 +26,7 @@ class ChampionComparison(BaseModel):
 
     version: str
     metrics: dict[str, float]
-    challenger_auc: float
-    champion_auc: float
-    delta: float
-    low: float
-    high: float
-    confidence: float
-    resamples: int
+    auc: AucComparison
 
 
 class EvaluationReport(BaseModel):

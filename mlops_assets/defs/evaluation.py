@@ -53,8 +53,6 @@ def model_evaluation(
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[EvaluationReport]:
     """Held-out metrics and plots of the new model and of the champion, on the same rows."""
-    from dataclasses import asdict
-
     import mlflow
 
     from mlops_assets.ml.evaluation import (
@@ -113,7 +111,7 @@ def model_evaluation(
             champion = ChampionComparison(
                 version=version,
                 metrics=classification_metrics(y_true, champion_proba, config.threshold).as_dict(),
-                **asdict(comparison),
+                auc=comparison,
             )
             mlflow.log_params({"champion_version": version})
             mlflow.log_metrics(
@@ -142,11 +140,11 @@ def model_evaluation(
             "champion_version": dg.MetadataValue.text(champion.version if champion else "none"),
             **(
                 {
-                    "champion_roc_auc": dg.MetadataValue.float(champion.champion_auc),
-                    "auc_delta": dg.MetadataValue.float(champion.delta),
+                    "champion_roc_auc": dg.MetadataValue.float(champion.auc.champion_auc),
+                    "auc_delta": dg.MetadataValue.float(champion.auc.delta),
                     "auc_delta_interval": dg.MetadataValue.text(
-                        f"[{champion.low:+.4f}, {champion.high:+.4f}] "
-                        f"({champion.confidence:.0%}, {champion.resamples} resamples)"
+                        f"[{champion.auc.low:+.4f}, {champion.auc.high:+.4f}] "
+                        f"({champion.auc.confidence:.0%}, {champion.auc.resamples} resamples)"
                     ),
                 }
                 if champion

@@ -69,7 +69,7 @@ def registered_model(
     """Registry version of the model: @challenger always, @champion when it beats the champion."""
     import mlflow
 
-    from mlops_assets.ml.promotion import AucComparison, GateSettings, champion_gate
+    from mlops_assets.ml.promotion import GateSettings, champion_gate
     from mlops_assets.model_registry import move_alias
 
     name = mlflow_tracking.model_name
@@ -95,23 +95,18 @@ def registered_model(
                     "materialize model_evaluation again."
                 ),
             )
-        comparison = (
-            AucComparison(**compared.model_dump(exclude={"version", "metrics"}))
-            if compared
-            else None
-        )
         decision = champion_gate(
             model_evaluation.metrics,
-            comparison,
+            compared.auc if compared else None,
             compared.metrics if compared else None,
             GateSettings(**config.model_dump()),
         )
         comparison_tags = (
             {
                 "champion_version": compared.version,
-                "champion_roc_auc": f"{compared.champion_auc:.6f}",
-                "auc_delta": f"{compared.delta:+.6f}",
-                "auc_delta_interval": f"[{compared.low:+.6f}, {compared.high:+.6f}]",
+                "champion_roc_auc": f"{compared.auc.champion_auc:.6f}",
+                "auc_delta": f"{compared.auc.delta:+.6f}",
+                "auc_delta_interval": f"[{compared.auc.low:+.6f}, {compared.auc.high:+.6f}]",
             }
             if compared
             else {}
