@@ -43,7 +43,10 @@ def _materialize(args: argparse.Namespace) -> int:
         except rebuild.RebuildError as error:
             print(f"mlops-assets: error: {error}", file=sys.stderr)
             return 1
-    print(f"{len(runs)} runs succeeded: planes, {len(runs) - 2} month(s), model")
+        jobs = Counter(run.job_name for run in instance.get_runs(dg.RunsFilter(run_ids=runs)))
+    print(f"{len(runs)} runs succeeded: " + ", ".join(f"{n} {job}" for job, n in jobs.items()))
+    if not jobs["scoring_job"]:
+        print("no version passed the gate: nothing is @champion, so no month was scored")
     return 0
 
 

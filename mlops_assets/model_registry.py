@@ -107,3 +107,40 @@ def rollback_target(history: list[AliasMove], current: str | None, requested: st
     if requested == current:
         raise RegistryError(f"version {requested} is already @champion")
     return requested
+
+
+@dataclass(frozen=True)
+class ChampionAudit:
+    """Whether ``@champion`` is a version the pipeline may use."""
+
+    version: str | None
+    gate: str
+    move: AliasMove | None
+
+    @property
+    def usable(self) -> bool:
+        """It exists, passed the gate and got there by a recorded move (promotion or rollback)."""
+        return self.version is not None and self.gate == "passed" and self.move is not None
+
+    def describe(self) -> str:
+        """One sentence for a check result or an error."""
+        if self.version is None:
+            return "no version carries @champion yet (none reached the floor)"
+        moved = (
+            f"moved there by run {self.move.dagster_run_id}"
+            if self.move
+            else "not moved by the pipeline or a rollback (no audit record)"
+        )
+        return f"@champion is version {self.version}: gate {self.gate}, {moved}"
+
+
+def audit_champion(client: MlflowClient, name: str, alias: str) -> ChampionAudit:
+    """The version carrying ``alias``, its gate tag, and the recorded move that put it there."""
+    version = current_version(client, name, alias)
+    if version is None:
+        return ChampionAudit(version=None, gate="missing", move=None)
+    gate = client.get_model_version(name, version).tags.get("gate", "missing")
+    history = alias_history(client, name, alias)
+    # The last recorded move must be the one that put this version there.
+    move = history[-1] if history and history[-1].to_version == version else None
+    return ChampionAudit(version=version, gate=gate, move=move)

@@ -63,12 +63,12 @@ def _load_code_location() -> None:
     import mlops_assets.definitions  # noqa: F401
 
 
-def _month_in_worker(instance_ref: InstanceRef, month: str) -> str:
-    """Run one month in a worker process (spawned: it imports the code location itself)."""
+def _month_in_worker(instance_ref: InstanceRef, job_name: str, month: str) -> str:
+    """Run one month's job in a worker process (spawned: it imports the code location itself)."""
     from mlops_assets.definitions import defs
 
     with dg.DagsterInstance.from_ref(instance_ref) as instance:
-        return _execute(defs, instance, "month_job", month)
+        return _execute(defs, instance, job_name, month)
 
 
 def ingest(
@@ -100,7 +100,29 @@ def ingest(
         runs = [_execute(defs, instance, "planes_job")]
         wait(started)
         ref = instance.get_ref()
-        return runs + list(pool.map(_month_in_worker, [ref] * len(months), months))
+        jobs = ["month_job"] * len(months)
+        return runs + list(pool.map(_month_in_worker, [ref] * len(months), jobs, months))
+
+
+def score(defs: dg.Definitions, instance: dg.DagsterInstance, workers: int = 1) -> list[str]:
+    """Score every registered month with @champion (one ``scoring_job`` run each).
+
+    Returns:
+        The run ids; none when no version is @champion (the gate has never passed).
+    """
+    from mlops_assets.defs.lineage import data_version, latest_materialization
+    from mlops_assets.defs.registry import champion_data_version
+
+    registered = latest_materialization(instance, dg.AssetKey("registered_model"))
+    if data_version(registered) in (None, champion_data_version(None)):
+        return []
+    months = sorted(instance.get_dynamic_partitions(MONTH_PARTITIONS))
+    if workers <= 1 or len(months) <= 1:
+        return [_execute(defs, instance, "scoring_job", month) for month in months]
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(months)), mp_context=spawn) as pool:
+        ref, jobs = instance.get_ref(), ["scoring_job"] * len(months)
+        return list(pool.map(_month_in_worker, [ref] * len(months), jobs, months))
 
 
 def rebuild(
@@ -110,10 +132,14 @@ def rebuild(
     model_run_config: Mapping[str, Any] | None = None,
     workers: int = 1,
 ) -> list[str]:
-    """:func:`ingest`, then train, evaluate and register the model; return the run ids.
+    """:func:`ingest`, train, evaluate and register the model, then :func:`score`.
+
+    Returns:
+        The run ids, in that order.
 
     Raises:
         RebuildError: When no month has landed, or a run fails.
     """
     runs = ingest(defs, instance, root, workers)
-    return [*runs, _execute(defs, instance, "retrain_job", run_config=model_run_config)]
+    runs.append(_execute(defs, instance, "retrain_job", run_config=model_run_config))
+    return runs + score(defs, instance, workers)

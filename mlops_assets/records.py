@@ -19,6 +19,9 @@ class ModelReference(BaseModel):
     train_months: list[str]
     holdout_month: str
     train_rows: int
+    candidate: str = ""
+    validation_month: str | None = None
+    provenance: dict[str, str] = {}
 
 
 class ChampionComparison(BaseModel):
@@ -37,6 +40,7 @@ class EvaluationReport(BaseModel):
     run_id: str
     metrics: dict[str, float]
     champion: ChampionComparison | None = None
+    config: dict[str, float | int] = {}
 
 
 class RegisteredModelVersion(BaseModel):

@@ -8,11 +8,12 @@ ASSET_KEYS = (
     "trained_model",
     "model_evaluation",
     "registered_model",
+    "flight_delay_predictions",
 )
 
 FAST_RUN_CONFIG = {
     "ops": {
-        "trained_model": {"config": {"max_iter": 30}},
+        "trained_model": {"config": {"max_iter": 30, "trials": 1}},
         "model_evaluation": {"config": {"importance_rows": 500}},
     }
 }

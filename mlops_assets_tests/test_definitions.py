@@ -9,19 +9,21 @@ import dagster as dg
 
 from mlops_assets import definitions
 from mlops_assets.defs.partitions import MONTHS
+from mlops_assets.defs.reproduce import ReproduceConfig
 from mlops_assets.defs.rollback import RollbackConfig
 
-MONTHLY = {"raw_flights", "raw_weather", "flight_features"}
-# 2: month partitions (the model assets read them as a mapping); 3 and 2: the champion
-# comparison in model_evaluation and the gate in registered_model.
+MONTHLY = {"raw_flights", "raw_weather", "flight_features", "flight_delay_predictions"}
+# 2: month partitions (the model assets read them as a mapping); 3: model candidates and
+# provenance in trained_model; 4: the evaluation config recorded; 3: provenance on the version.
 CODE_VERSIONS = {
     "raw_flights": "2",
     "raw_weather": "2",
     "raw_planes": "2",
     "flight_features": "2",
-    "trained_model": "2",
-    "model_evaluation": "3",
-    "registered_model": "2",
+    "trained_model": "3",
+    "model_evaluation": "4",
+    "registered_model": "3",
+    "flight_delay_predictions": "1",
 }
 ASSETS = {
     "raw_flights": set(),
@@ -31,6 +33,7 @@ ASSETS = {
     "trained_model": {"flight_features"},
     "model_evaluation": {"flight_features", "trained_model"},
     "registered_model": {"trained_model", "model_evaluation"},
+    "flight_delay_predictions": {"flight_features", "registered_model"},
 }
 
 
@@ -50,7 +53,11 @@ def test_definitions_validate_and_bind_every_resource() -> None:
         assert node.description and "\n" not in node.description.strip()
     month_job = defs.resolve_job_def("month_job")
     assert month_job.partitions_def == MONTHS
-    assert {key.to_user_string() for key in month_job.asset_layer.executable_asset_keys} == MONTHLY
+    assert {key.to_user_string() for key in month_job.asset_layer.executable_asset_keys} == {
+        "raw_flights",
+        "raw_weather",
+        "flight_features",
+    }
     planes_job = defs.resolve_job_def("planes_job")
     assert {key.to_user_string() for key in planes_job.asset_layer.executable_asset_keys} == {
         "raw_planes"
@@ -58,6 +65,14 @@ def test_definitions_validate_and_bind_every_resource() -> None:
     rollback = defs.resolve_job_def("rollback_job")
     assert [node.name for node in rollback.graph.nodes] == ["roll_back_champion"]
     assert set(RollbackConfig.model_fields) == {"reason", "target_version"}
+    reproduce = defs.resolve_job_def("reproduce_job")
+    assert [node.name for node in reproduce.graph.nodes] == ["reproduce_model_version"]
+    assert set(ReproduceConfig.model_fields) == {"version", "tolerance"}
+    scoring_job = defs.resolve_job_def("scoring_job")
+    assert scoring_job.partitions_def == MONTHS
+    assert {key.to_user_string() for key in scoring_job.asset_layer.executable_asset_keys} == {
+        "flight_delay_predictions"
+    }
     retrain_job = defs.resolve_job_def("retrain_job")
     assert {key.to_user_string() for key in retrain_job.asset_layer.executable_asset_keys} == {
         "trained_model",
@@ -84,13 +99,17 @@ def test_model_assets_refresh_by_automation_and_every_step_retries_transient_fau
         assert policy.jitter == dg.Jitter.PLUS_MINUS
 
 
-def test_weekly_retrain_schedule_and_sensors_start_stopped() -> None:
+def test_schedules_and_sensors_start_stopped() -> None:
     defs = definitions.defs
-    schedule = defs.resolve_schedule_def("weekly_retrain_schedule")
-    assert schedule.cron_schedule == "0 3 * * 1"
-    assert schedule.execution_timezone == "UTC"
-    assert schedule.job_name == "retrain_job"
-    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    for name, cron, job in (
+        ("weekly_retrain_schedule", "0 3 * * 1", "retrain_job"),
+        ("nightly_scoring_schedule", "0 2 * * *", "scoring_job"),
+    ):
+        schedule = defs.resolve_schedule_def(name)
+        assert schedule.cron_schedule == cron
+        assert schedule.execution_timezone == "UTC"
+        assert schedule.job_name == job
+        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     for name in ("automation_sensor", "landing_zone_sensor"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
     # Bookkeeping only, so on by default: it closes MLflow runs that a failed run left open.

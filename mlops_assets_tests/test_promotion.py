@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 import pytest
+from dagster._core.definitions.data_version import CachingStaleStatusResolver
+from dagster._core.loader import LoadingContextForTest
 from mlflow import MlflowClient
 
 from mlops_assets import definitions, landing, model_registry, rebuild
@@ -20,12 +23,13 @@ MODEL = "flight_delay_classifier"
 QUICK_EVALUATION = {"model_evaluation": {"config": {"importance_rows": 500}}}
 WEAK = {
     "ops": {
-        "trained_model": {"config": {"max_iter": 2}},
+        "trained_model": {"config": {"max_iter": 2, "trials": 1, "include_baseline": False}},
         "registered_model": {"config": {"min_roc_auc": 0.5}},
         **QUICK_EVALUATION,
     }
 }
-STRONG = {"ops": {"trained_model": {"config": {"max_iter": 60}}, **QUICK_EVALUATION}}
+STRONG = {"ops": {"trained_model": {"config": {"max_iter": 60, "trials": 1}}, **QUICK_EVALUATION}}
+PREDICTIONS = dg.AssetKey("flight_delay_predictions")
 
 
 def _retrain(instance: dg.DagsterInstance, run_config: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +115,34 @@ def _data_version(instance: dg.DagsterInstance) -> str | None:
     return event.tags.get("dagster/data_version") if event and event.tags else None
 
 
+def _stale(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> str:
+    """The staleness the UI shows (the resolver behind its GraphQL ``staleStatus``)."""
+    resolver = CachingStaleStatusResolver(
+        instance, definitions.defs.resolve_asset_graph(), LoadingContextForTest(instance)
+    )
+    return resolver.get_status(key, partition).value
+
+
+def _scoring(instance: dg.DagsterInstance, month: str) -> dg.ExecuteInProcessResult:
+    return definitions.defs.resolve_job_def("scoring_job").execute_in_process(
+        instance=instance, partition_key=month, raise_on_error=False
+    )
+
+
+def _score(instance: dg.DagsterInstance, month: str) -> pd.DataFrame:
+    """Score ``month`` with @champion; return the stored predictions."""
+    result = _scoring(instance, month)
+    assert result.success
+    record = instance.fetch_materializations(PREDICTIONS, limit=1).records[0]
+    assert record.asset_materialization is not None
+    version = record.asset_materialization.metadata["model_version"].value
+    frame = result.output_for_node("flight_delay_predictions")
+    assert {"delay_probability", "model_version", "carrier_flight"} <= set(frame.columns)
+    assert frame["delay_probability"].between(0, 1).all()
+    assert frame["model_version"].unique().tolist() == [version]
+    return frame
+
+
 def _champion_check() -> dg.AssetCheckResult:
     result = champion_passed_the_gate(mlflow_tracking=MlflowTracking())
     assert isinstance(result, dg.AssetCheckResult)
@@ -145,6 +177,8 @@ def test_every_alias_move_is_recorded_and_rollback_restores_the_previous_champio
     assert "no earlier champion is recorded" in _refusal(_rollback(instance, reason="too early"))
     promoted = _retrain(instance, STRONG)
     assert promoted["promoted"] is True
+    assert _score(instance, "2013-03")["model_version"].unique().tolist() == ["2"]
+    assert _stale(instance, PREDICTIONS, "2013-03") == "FRESH"
 
     moves = model_registry.alias_history(client, MODEL)
     assert [(m.alias, m.from_version, m.to_version) for m in moves] == [
@@ -163,8 +197,14 @@ def test_every_alias_move_is_recorded_and_rollback_restores_the_previous_champio
     assert last.reason == "rollback: v2 misbehaves on weekend flights"
     assert last.dagster_run_id == rolled.run_id
     assert client.get_model_version(MODEL, "2").tags["rolled_back_by_run"] == rolled.run_id
-    observation = instance.fetch_observations(dg.AssetKey("registered_model"), limit=1).records[0]
-    assert observation.run_id == rolled.run_id
+    reported = instance.fetch_materializations(dg.AssetKey("registered_model"), limit=1)
+    assert reported.records[0].run_id == rolled.run_id
+    assert _data_version(instance) == "champion-1"
+    # The month scored by version 2 is now stale in the UI; the model assets are not.
+    assert _stale(instance, PREDICTIONS, "2013-03") == "STALE"
+    assert _stale(instance, dg.AssetKey("registered_model")) == "FRESH"
+    assert _score(instance, "2013-03")["model_version"].unique().tolist() == ["1"]
+    assert _stale(instance, PREDICTIONS, "2013-03") == "FRESH"
 
     # The blocking check: the rolled-back champion passed the gate and its move is recorded.
     assert _champion_check().passed
@@ -172,6 +212,11 @@ def test_every_alias_move_is_recorded_and_rollback_restores_the_previous_champio
     ungated = _champion_check()
     assert not ungated.passed and ungated.severity == dg.AssetCheckSeverity.ERROR
     assert "gate failed" in str(ungated.description)
+    refused = _scoring(instance, "2013-02")
+    assert "cannot score 2013-02: @champion is version 1: gate failed" in _refusal(refused)
+    assert instance.fetch_materializations(PREDICTIONS, limit=5).records[0].run_id != (
+        refused.run_id
+    )
     client.set_model_version_tag(MODEL, "1", "gate", "passed")
     client.set_registered_model_alias(MODEL, "champion", "2")  # by hand: no audit record
     unaudited = _champion_check()

@@ -40,7 +40,7 @@ class EvaluationConfig(dg.Config):
     group_name="evaluation",
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
-    code_version="3",
+    code_version="4",
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
@@ -128,6 +128,7 @@ def model_evaluation(
         run_id=run.run_id,
         metrics=metrics.as_dict(),
         champion=champion,
+        config=config.model_dump(),
     )
     return dg.Output(
         report,

@@ -22,3 +22,9 @@ retrain_job = dg.define_asset_job(
     selection=MODEL_ASSETS,
     description="Train, evaluate and register the model on every month's features.",
 )
+
+scoring_job = dg.define_asset_job(
+    "scoring_job",
+    selection=dg.AssetSelection.assets("flight_delay_predictions"),
+    description="Score one month's flights with @champion.",
+)

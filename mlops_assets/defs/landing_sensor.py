@@ -4,6 +4,7 @@ import dagster as dg
 
 from mlops_assets import landing_scan
 from mlops_assets.defs.jobs import month_job, planes_job
+from mlops_assets.defs.lineage import data_version, latest_materialization
 from mlops_assets.defs.partitions import MONTH_PARTITIONS, MONTHS
 from mlops_assets.landing import MONTHLY_TABLES, PLANES_FILE
 from mlops_assets.resources import LandingZone
@@ -12,22 +13,6 @@ RAW_ASSETS = {"flights": dg.AssetKey("raw_flights"), "weather": dg.AssetKey("raw
 FEATURES = dg.AssetKey("flight_features")
 PLANES = dg.AssetKey("raw_planes")
 TRIGGER_TAG = "mlops/trigger"
-
-
-def _latest(
-    instance: dg.DagsterInstance, key: dg.AssetKey, month: str | None
-) -> dg.EventLogRecord | None:
-    records_filter = dg.AssetRecordsFilter(
-        asset_key=key, asset_partitions=[month] if month else None
-    )
-    records = instance.fetch_materializations(records_filter, limit=1).records
-    return records[0] if records else None
-
-
-def _data_version(record: dg.EventLogRecord | None) -> str | None:
-    materialization = record.asset_materialization if record else None
-    tags = materialization.tags if materialization else None
-    return tags.get("dagster/data_version") if tags else None
 
 
 def _run_key(
@@ -53,9 +38,9 @@ def _month_request(
 ) -> dg.RunRequest | None:
     """The run that brings a month's partitions up to the consumed files; None if they are."""
     expected = {t: landing_scan.month_version(state, t, month) for t in MONTHLY_TABLES}
-    latest = {t: _latest(instance, key, month) for t, key in RAW_ASSETS.items()}
-    features = _latest(instance, FEATURES, month)
-    raw_current = all(_data_version(latest[t]) == expected[t] for t in MONTHLY_TABLES)
+    latest = {t: latest_materialization(instance, key, month) for t, key in RAW_ASSETS.items()}
+    features = latest_materialization(instance, FEATURES, month)
+    raw_current = all(data_version(latest[t]) == expected[t] for t in MONTHLY_TABLES)
     features_after_raw = features is not None and all(
         record is not None and features.storage_id > record.storage_id for record in latest.values()
     )
@@ -98,8 +83,8 @@ def landing_zone_sensor(
     planes_current = planes is not None
     if planes is not None and (months or any(c.key == PLANES_FILE for c in result.changed)):
         # Only when something changed: an idle tick does not query the instance.
-        record = _latest(context.instance, PLANES, None)
-        planes_current = _data_version(record) == landing_scan.version_of(
+        record = latest_materialization(context.instance, PLANES, None)
+        planes_current = data_version(record) == landing_scan.version_of(
             {PLANES_FILE: planes.sha256}
         )
         if not planes_current:

@@ -1,5 +1,7 @@
 """The registered model: a registry version with @challenger, promoted to @champion by the gate."""
 
+import json
+
 import dagster as dg
 from pydantic import Field
 
@@ -54,7 +56,7 @@ class RegistryConfig(dg.Config):
     group_name="registry",
     kinds={"mlflow"},
     owners=OWNERS,
-    code_version="2",
+    code_version="3",
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
@@ -71,6 +73,7 @@ def registered_model(
 
     from mlops_assets.ml.promotion import GateSettings, champion_gate
     from mlops_assets.model_registry import move_alias
+    from mlops_assets.provenance import EVALUATION_CONFIG_TAG
 
     name = mlflow_tracking.model_name
     client = mlflow_tracking.client()
@@ -122,7 +125,12 @@ def registered_model(
                 "dagster.run_id": context.run.run_id,
                 "gate": "passed" if decision.promote else "failed",
                 "gate_reason": decision.reason,
+                "candidate": trained_model.candidate,
+                "train_months": ",".join(trained_model.train_months),
                 **comparison_tags,
+                # What reproduce_job needs to rebuild this version.
+                **trained_model.provenance,
+                EVALUATION_CONFIG_TAG: json.dumps(model_evaluation.config, sort_keys=True),
             },
         )
         version = str(registered.version)
@@ -207,35 +215,20 @@ def registered_model(
 )
 def champion_passed_the_gate(mlflow_tracking: MlflowTracking) -> dg.AssetCheckResult:
     """Fail, and block downstream assets, when @champion never passed the gate; warn without one."""
-    from mlops_assets.model_registry import alias_history
+    from mlops_assets.model_registry import audit_champion
 
-    version = mlflow_tracking.alias_version(CHAMPION)
-    if version is None:
+    audit = audit_champion(mlflow_tracking.client(), mlflow_tracking.model_name, CHAMPION)
+    if audit.version is None:
         # Nothing can use a champion that does not exist: say so without failing the run.
         return dg.AssetCheckResult(
-            passed=False,
-            severity=dg.AssetCheckSeverity.WARN,
-            description="no version carries @champion yet (none reached the floor)",
+            passed=False, severity=dg.AssetCheckSeverity.WARN, description=audit.describe()
         )
-    client, name = mlflow_tracking.client(), mlflow_tracking.model_name
-    gate = client.get_model_version(name, version).tags.get("gate", "missing")
-    history = alias_history(client, name, CHAMPION)
-    # The last recorded move must be the one that put this version there.
-    recorded = history[-1] if history and history[-1].to_version == version else None
-    passed = gate == "passed" and recorded is not None
     return dg.AssetCheckResult(
-        passed=passed,
-        description=(
-            f"@champion is version {version}: gate {gate}, "
-            + (
-                f"moved there by run {recorded.dagster_run_id}"
-                if recorded
-                else "not moved by the pipeline or a rollback (no audit record)"
-            )
-        ),
+        passed=audit.usable,
+        description=audit.describe(),
         metadata={
-            "champion": dg.MetadataValue.text(version),
-            "gate": dg.MetadataValue.text(gate),
-            "reason": dg.MetadataValue.text(recorded.reason if recorded else "none"),
+            "champion": dg.MetadataValue.text(audit.version),
+            "gate": dg.MetadataValue.text(audit.gate),
+            "reason": dg.MetadataValue.text(audit.move.reason if audit.move else "none"),
         },
     )

@@ -3,9 +3,13 @@
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.defs.lineage import DATA_VERSION_TAG, latest_materialization
 from mlops_assets.defs.policies import MLFLOW_RETRY
+from mlops_assets.defs.registry import champion_data_version
 from mlops_assets.records import CHAMPION
 from mlops_assets.resources import MlflowTracking
+
+REGISTERED_MODEL = dg.AssetKey("registered_model")
 
 
 class RollbackConfig(dg.Config):
@@ -17,6 +21,37 @@ class RollbackConfig(dg.Config):
     target_version: str | None = Field(
         default=None,
         description="Version to make @champion; empty means the champion before the current one.",
+    )
+
+
+def champion_materialization(
+    instance: dg.DagsterInstance,
+    champion: str,
+    description: str,
+    metadata: dict[str, dg.MetadataValue],
+) -> dg.AssetMaterialization:
+    """A materialization of ``registered_model`` whose data version is the new champion's.
+
+    It keeps the provenance (code version, input data versions) of the latest
+    materialization, so ``registered_model`` itself is not shown stale, while what scored
+    with the previous champion (the predictions) is.
+    """
+    latest = latest_materialization(instance, REGISTERED_MODEL)
+    tags = latest.asset_materialization.tags if latest and latest.asset_materialization else {}
+    provenance = {
+        key: value
+        for key, value in (tags or {}).items()
+        if key.startswith(("dagster/code_version", "dagster/input_"))
+    }
+    return dg.AssetMaterialization(
+        asset_key=REGISTERED_MODEL,
+        description=description,
+        metadata=metadata,
+        tags={
+            **provenance,
+            DATA_VERSION_TAG: champion_data_version(champion),
+            "dagster/data_version_is_user_provided": "true",
+        },
     )
 
 
@@ -61,14 +96,16 @@ def roll_back_champion(
     )
     client.set_model_version_tag(name, str(current), "rolled_back_by_run", context.run_id)
     context.log_event(
-        dg.AssetObservation(
-            asset_key="registered_model",
+        champion_materialization(
+            context.instance,
+            champion=target,
             description=f"@champion rolled back from {current} to {target}: {config.reason}",
             metadata={
-                "champion": dg.MetadataValue.text(target),
+                "version": dg.MetadataValue.text(target),
+                "aliases": dg.MetadataValue.text("@champion"),
                 "previous_champion": dg.MetadataValue.text(str(current)),
                 "reason": dg.MetadataValue.text(config.reason),
-                "at": dg.MetadataValue.text(move.at),
+                "rolled_back_at": dg.MetadataValue.text(move.at),
                 "model_version": dg.MetadataValue.url(mlflow_tracking.model_version_url(target)),
             },
         )

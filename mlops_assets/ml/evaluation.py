@@ -82,11 +82,13 @@ def feature_importance(
     else:
         sample, y_sample = features, y_true
     estimator, rows, names = model, sample, list(features.columns)
-    if isinstance(model, Pipeline):
-        # Encode once, then permute encoded columns: the same numbers (the encoders map
-        # each value on its own), without re-running the pandas encoders per permutation.
-        estimator, rows = model[-1], model[:-1].transform(sample)
-        names = list(model[:-1].get_feature_names_out())
+    encoded_names = list(model[:-1].get_feature_names_out()) if isinstance(model, Pipeline) else []
+    if isinstance(model, Pipeline) and sorted(encoded_names) == sorted(names):
+        # One encoded column per feature: encode once, then permute encoded columns. The
+        # same numbers (the encoders map each value on its own), without re-running the
+        # pandas encoders per permutation. (A one-hot encoder spreads a feature over several
+        # columns, which must move together: then the raw columns are permuted.)
+        estimator, rows, names = model[-1], model[:-1].transform(sample), encoded_names
     result = permutation_importance(
         estimator, rows, y_sample, scoring="roc_auc", n_repeats=3, random_state=seed, n_jobs=1
     )

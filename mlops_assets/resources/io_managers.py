@@ -30,7 +30,7 @@ def _write_atomically(path: UPath, payload: bytes) -> None:
     temporary.rename(path)
 
 
-class _ParquetIOManager(dg.UPathIOManager):
+class ParquetIOManager(dg.UPathIOManager):
     """Parquet on disk, with a memory of the frames this run wrote or read.
 
     With the in-process executor, a frame written by one step is handed to the next ones
@@ -46,6 +46,7 @@ class _ParquetIOManager(dg.UPathIOManager):
         self._frames: dict[str, Any] = {}
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        """Write a DataFrame as Parquet, atomically, and remember it for this run."""
         import pandas as pd
 
         if not isinstance(obj, pd.DataFrame):
@@ -68,7 +69,24 @@ class _ParquetIOManager(dg.UPathIOManager):
             return {keys[0]: loaded}
         return loaded
 
+    def read_partition(self, asset: str, partition: str) -> Any:
+        """One stored partition of ``asset``, read outside an asset step (e.g. by an op).
+
+        Raises:
+            FileNotFoundError: When that partition was never stored.
+        """
+        import pandas as pd
+
+        path = self._with_extension(
+            self.make_safe_partition_path(self._base_path / asset, partition)
+        )
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: partition {partition} of {asset} is not stored")
+        with path.open("rb") as handle:
+            return pd.read_parquet(handle)
+
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        """The frame this run wrote or read at ``path``, else read from storage."""
         import pandas as pd
 
         if str(path) in self._frames:
@@ -107,7 +125,7 @@ class LakeIOManager(dg.ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context: dg.InitResourceContext) -> dg.UPathIOManager:
         """Build the Parquet IO manager."""
-        return _ParquetIOManager(base_path=UPath(self.base_path or settings.lake_dir()))
+        return ParquetIOManager(base_path=UPath(self.base_path or settings.lake_dir()))
 
 
 class RecordIOManager(dg.ConfigurableIOManagerFactory):

@@ -16,11 +16,9 @@ FINISHED or FAILED whatever the executor, the selection, or re-execution from fa
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +27,7 @@ from pydantic import Field, PrivateAttr
 
 from mlops_assets import gc_policy, settings
 from mlops_assets.faults import is_transient
+from mlops_assets.provenance import git_commit
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -38,23 +37,6 @@ if TYPE_CHECKING:
 DAGSTER_RUN_TAG = "dagster_run_id"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
-
-
-@cache
-def git_commit() -> str:
-    """The commit of the checkout this package runs from, or ``unknown`` outside git."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() or "unknown"
 
 
 def log_files(files: dict[str, bytes], artifact_path: str) -> None:

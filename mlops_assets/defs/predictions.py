@@ -1,0 +1,75 @@
+"""Batch predictions: each month's flights scored by the champion of the moment."""
+
+import dagster as dg
+import pandas as pd
+
+from mlops_assets.defs.lineage import data_version, latest_materialization
+from mlops_assets.defs.metadata import OWNERS, table_metadata
+from mlops_assets.defs.partitions import MONTHS, month_of
+from mlops_assets.defs.policies import MLFLOW_RETRY
+from mlops_assets.defs.registry import champion_data_version
+from mlops_assets.records import CHAMPION
+from mlops_assets.resources import MlflowTracking
+
+
+@dg.asset(
+    group_name="scoring",
+    kinds={"mlflow", "pandas"},
+    owners=OWNERS,
+    code_version="1",
+    retry_policy=MLFLOW_RETRY,
+    partitions_def=MONTHS,
+    # Not an input: the champion is read from the registry, and the data version of
+    # registered_model (the champion's) makes these predictions stale when it changes.
+    deps=["registered_model"],
+)
+def flight_delay_predictions(
+    context: dg.AssetExecutionContext,
+    flight_features: pd.DataFrame,
+    mlflow_tracking: MlflowTracking,
+) -> dg.Output[pd.DataFrame]:
+    """The month's flights scored by @champion, with the version that scored each row."""
+    import mlflow
+
+    from mlops_assets.ml.packaging import OUTPUT_COLUMN
+    from mlops_assets.ml.scoring import score_flights
+    from mlops_assets.model_registry import audit_champion
+
+    month = month_of(context)
+    audit = audit_champion(mlflow_tracking.client(), mlflow_tracking.model_name, CHAMPION)
+    if not audit.usable or audit.version is None:
+        raise dg.Failure(
+            allow_retries=False,
+            description=f"cannot score {month}: {audit.describe()}. Materialize "
+            "registered_model (or run rollback_job) so that a gated version is @champion.",
+        )
+    recorded = data_version(
+        latest_materialization(context.instance, dg.AssetKey("registered_model"))
+    )
+    if recorded != champion_data_version(audit.version):
+        raise dg.Failure(
+            allow_retries=False,
+            description=f"@champion is version {audit.version} but registered_model records "
+            f"{recorded}: materialize registered_model again before scoring {month}.",
+        )
+    with mlflow_tracking.asset_run(context) as run:
+        model = mlflow.pyfunc.load_model(mlflow_tracking.version_uri(audit.version))
+        predictions = score_flights(flight_features, model.predict, audit.version)
+        mean = float(predictions[OUTPUT_COLUMN].mean()) if len(predictions) else float("nan")
+        mlflow.log_params({"month": month, "model_version": audit.version})
+        mlflow.log_metrics({"rows": len(predictions), "mean_delay_probability": mean})
+    return dg.Output(
+        predictions,
+        metadata={
+            "model_version": dg.MetadataValue.text(audit.version),
+            "model_version_url": dg.MetadataValue.url(
+                mlflow_tracking.model_version_url(audit.version)
+            ),
+            "mean_delay_probability": dg.MetadataValue.float(mean),
+            "observed_delayed_share": dg.MetadataValue.float(
+                float(predictions["is_delayed"].mean()) if len(predictions) else float("nan")
+            ),
+            **table_metadata(predictions),
+            **run.metadata(),
+        },
+    )
