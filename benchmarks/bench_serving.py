@@ -1,8 +1,9 @@
-"""REST latency of the served champion: p50/p99 for 1-row and 1,000-row requests.
+"""Scoring: batch throughput over a full month, and REST latency of the served champion.
 
-Lands three months of the real data in a scratch folder, materializes them and the model
-(``mlops-assets materialize``), starts ``mlflow models serve`` for ``@champion`` on a free
-loopback port (as ``make serve`` does), warms it up, then times a fixed number of
+Lands three months of the real data in a scratch folder and materializes them, the model and
+the predictions (``mlops-assets materialize``). Times ``scoring_job`` on March, a full month
+(``score_month.py``). Then starts ``mlflow models serve`` for ``@champion`` on a free
+loopback port (as ``make serve`` does), warms it up, and times a fixed number of
 ``dataframe_split`` requests of each size from a client on loopback. Prints JSON.
 Usage: python -m benchmarks.bench_serving [--requests N]
 """
@@ -62,6 +63,8 @@ def run(requests: int) -> dict[str, Any]:
         env = {**os.environ, "MLOPS_DATA_DIR": str(data), "DAGSTER_HOME": str(home)}
         env["MLFLOW_TRACKING_URI"] = uri
         timed([str(Path(sys.executable).parent / "mlops-assets"), "materialize"], env)
+        _, out = timed([sys.executable, "-m", "benchmarks.score_month", "2013-03", "5"], env)
+        batch = json.loads(out.strip().splitlines()[-1])
         rows = pd.read_parquet(data / "lake" / "flight_features" / "2013-03.parquet")
         rows = rows[list(FEATURE_COLUMNS)]
         bodies = {
@@ -74,7 +77,7 @@ def run(requests: int) -> dict[str, Any]:
             ).encode()
             for size in (1, 1000)
         }
-        figures: dict[str, Any] = {"requests": requests}
+        figures: dict[str, Any] = {"requests": requests, "batch": batch}
         with model_server(
             "models:/flight_delay_classifier@champion", env, Path(scratch) / "logs"
         ) as url:

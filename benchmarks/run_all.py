@@ -19,6 +19,7 @@ def render(figures: dict[str, Any]) -> str:
     scan = figures["landing_scan"]
     month = figures["incremental"]
     serving = figures["serving"]
+    batch = serving["batch"]
     phases = month["runs"][0]
     rows = [
         ("Held-out ROC AUC (December 2013)", f"{figures['holdout_roc_auc']}"),
@@ -57,6 +58,12 @@ def render(figures: dict[str, Any]) -> str:
         ),
         ("Full rebuild of the 12 months and the model, cold process", f"{month['full_s']} s"),
         ("Absorb one month / full rebuild", f"{month['ratio']} (target <= 0.4)"),
+        (
+            f"Batch scoring of a full month ({batch['rows']:,} flights of {batch['month']}): "
+            f"`scoring_job` run, median of {batch['repeats']} (`benchmarks/score_month.py`)",
+            f"{batch['scoring_run_s']} s = {batch['scoring_rows_per_s']:,} rows/s "
+            f"(model predict alone: {batch['predict_rows_per_s']:,} rows/s)",
+        ),
         (
             f"REST latency of `make serve`, 1-row request, p50 / p99 over "
             f"{serving['requests']} requests (`benchmarks/bench_serving.py`)",

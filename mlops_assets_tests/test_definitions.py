@@ -129,3 +129,35 @@ def test_loading_the_code_location_imports_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_nightly_scoring_schedule_scores_the_newest_built_month(
+    instance: dg.DagsterInstance,
+) -> None:
+    schedule = definitions.defs.resolve_schedule_def("nightly_scoring_schedule")
+
+    def evaluate() -> dg.RunRequest | dg.SkipReason:
+        with dg.build_schedule_context(
+            instance=instance, repository_def=definitions.defs.get_repository_def()
+        ) as context:
+            data = schedule.evaluate_tick(context)
+        if data.skip_message:
+            return dg.SkipReason(data.skip_message)
+        assert data.run_requests and len(data.run_requests) == 1
+        return data.run_requests[0]
+
+    skipped = evaluate()
+    assert isinstance(skipped, dg.SkipReason) and "no month is registered" in str(
+        skipped.skip_message
+    )
+    instance.add_dynamic_partitions("month", ["2013-01", "2013-02"])
+    waiting = evaluate()
+    assert isinstance(waiting, dg.SkipReason)
+    assert "flight_features of 2013-02, the newest month, is not built yet" in str(
+        waiting.skip_message
+    )
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("flight_features", partition="2013-02")
+    )
+    request = evaluate()
+    assert isinstance(request, dg.RunRequest) and request.partition_key == "2013-02"

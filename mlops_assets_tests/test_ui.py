@@ -31,6 +31,8 @@ EDGES = {
     ("trained_model", "model_evaluation"),
     ("trained_model", "registered_model"),
     ("model_evaluation", "registered_model"),
+    ("flight_features", "flight_delay_predictions"),
+    ("registered_model", "flight_delay_predictions"),
 }
 DRAWN_EDGES_JS = "\n".join(
     line
@@ -225,7 +227,7 @@ def test_user_backfills_every_month_from_the_browser(stack: LocalStack, page: Pa
     with step("materialize-all-months"):
         page.get_by_role("button", name=re.compile("Materialize all")).click()
         dialog = page.get_by_role("dialog")
-        expect(dialog).to_contain_text("Launch runs to materialize 7 assets")
+        expect(dialog).to_contain_text("Launch runs to materialize 8 assets")
         # The months registered by `mlops-assets register-months` (make run does it).
         dialog.get_by_text("All", exact=True).click()
         expect(dialog).to_contain_text("12 partitions")
@@ -245,8 +247,9 @@ def test_user_backfills_every_month_from_the_browser(stack: LocalStack, page: Pa
         runs = _backfill_runs(stack, backfill_id)
         assert {run["status"] for run in runs} == {"SUCCESS"}
         # One run for the planes, one per month for its raw files, one per month for its
-        # features (they wait for the planes), one for the model: see the README.
-        assert len(runs) == 1 + 12 + 12 + 1
+        # features (they wait for the planes), one for the model, one per month for its
+        # predictions (they wait for the registered model): see the README.
+        assert len(runs) == 1 + 12 + 12 + 1 + 12
         by_run = {
             str(run["runId"]): _run_materializations(stack, str(run["runId"])) for run in runs
         }
@@ -259,7 +262,7 @@ def test_user_backfills_every_month_from_the_browser(stack: LocalStack, page: Pa
             expect(page.get_by_text("Latest materialization")).to_be_visible()
         page.goto(f"{stack.dagster_url}/assets/registered_model")
         expect(page.locator(f"a[href*='/runs/{model_run_id}']").first).to_be_attached()
-        for asset in MONTH_ASSETS:
+        for asset in (*MONTH_ASSETS, "flight_delay_predictions"):
             page.goto(f"{stack.dagster_url}/assets/{asset}?view=partitions")
             expect(page.get_by_text("2013-12").first).to_be_visible()
             expect(page.locator("body")).to_contain_text("Materialized (12)")

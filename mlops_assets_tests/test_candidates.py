@@ -1,0 +1,129 @@
+"""Model candidates on real January flights: seeded proposals, a fair comparison, one winner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops_assets import landing
+from mlops_assets.ml import raw
+from mlops_assets.ml.candidates import (
+    BOOSTING,
+    LOGISTIC,
+    Candidate,
+    SearchSpace,
+    build_candidate,
+    fit_candidate,
+    propose_candidates,
+    select_and_train,
+)
+from mlops_assets.ml.evaluation import feature_importance
+from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET, build_month_features
+
+QUICK = SearchSpace(trials=2, max_iter=20)
+
+
+@pytest.fixture(scope="module")
+def periods(seeded_landing: Path) -> dict[str, pd.DataFrame]:
+    """January 2013's real feature rows cut into three ten-day 'months', keyed in time order."""
+    read = raw.read_raw_csv
+    features, _ = build_month_features(
+        "2013-01",
+        read(landing.monthly_file(seeded_landing, "flights", "2013-01"), raw.FLIGHTS_SCHEMA),
+        read(landing.monthly_file(seeded_landing, "weather", "2013-01"), raw.WEATHER_SCHEMA),
+        read(seeded_landing / landing.PLANES_FILE, raw.PLANES_SCHEMA),
+    )
+    day = features["sched_dep_utc"].dt.day
+    return {
+        "p1": features[day <= 10].reset_index(drop=True),
+        "p2": features[(day > 10) & (day <= 20)].reset_index(drop=True),
+        "p3": features[day > 20].reset_index(drop=True),
+    }
+
+
+def test_proposals_are_the_baseline_then_a_seeded_draw_from_the_grid() -> None:
+    first, again = propose_candidates(QUICK), propose_candidates(QUICK)
+    assert first == again
+    assert [(c.name, c.family) for c in first] == [
+        ("logistic_regression", LOGISTIC),
+        ("hgb_1", BOOSTING),
+        ("hgb_2", BOOSTING),
+    ]
+    grid = {
+        (lr, leaves, leaf, l2)
+        for lr in QUICK.learning_rate
+        for leaves in QUICK.max_leaf_nodes
+        for leaf in QUICK.min_samples_leaf
+        for l2 in QUICK.l2_regularization
+    }
+    drawn = [
+        (c.params["learning_rate"], c.params["max_leaf_nodes"])
+        + (c.params["min_samples_leaf"], c.params["l2_regularization"])
+        for c in first[1:]
+    ]
+    assert set(drawn) <= grid and len(set(drawn)) == 2
+    draws = {
+        tuple(str(c.params) for c in propose_candidates(SearchSpace(trials=3, random_seed=seed)))
+        for seed in range(6)
+    }
+    assert len(draws) > 1  # the seed decides the draw
+    everything = propose_candidates(SearchSpace(trials=1000, include_baseline=False))
+    assert len(everything) == len(grid)  # never more than the grid holds
+    with pytest.raises(ValueError, match="no model candidate"):
+        propose_candidates(SearchSpace(trials=0, include_baseline=False))
+    with pytest.raises(ValueError, match="unknown model family 'svm'"):
+        build_candidate(Candidate("svm_1", "svm"), seed=1)
+
+
+def test_the_best_validation_auc_wins_and_is_refitted_on_every_training_month(
+    periods: dict[str, pd.DataFrame],
+) -> None:
+    outcome = select_and_train(periods, QUICK, workers=1)
+    assert outcome.validation_month == "p3"
+    assert [r.candidate.name for r in outcome.results] == ["logistic_regression", "hgb_1", "hgb_2"]
+    best = max(outcome.results, key=lambda result: result.roc_auc)
+    assert outcome.chosen == best.candidate
+    assert outcome.selection.startswith(f"{best.candidate.name}: best validation ROC AUC")
+    assert all(
+        0.5 < r.roc_auc < 1 and r.log_loss > 0 and r.fit_seconds > 0 for r in outcome.results
+    )
+    # Refitted on p1..p3 together, not the p1..p2 fit that was validated.
+    everything = pd.concat(periods.values(), ignore_index=True)
+    refit = fit_candidate(best.candidate, everything, QUICK.random_seed)
+    rows = everything[list(FEATURE_COLUMNS)].head(500)
+    np.testing.assert_array_equal(outcome.model.predict_proba(rows), refit.predict_proba(rows))
+    validated = fit_candidate(
+        best.candidate, pd.concat([periods["p1"], periods["p2"]]), QUICK.random_seed
+    )
+    assert not np.array_equal(outcome.model.predict_proba(rows), validated.predict_proba(rows))
+
+
+def test_parallel_workers_give_the_same_comparison(periods: dict[str, pd.DataFrame]) -> None:
+    alone = select_and_train(periods, QUICK, workers=1)
+    together = select_and_train(periods, QUICK, workers=2)
+    assert [r.roc_auc for r in together.results] == [r.roc_auc for r in alone.results]
+    assert together.chosen == alone.chosen
+
+
+def test_with_one_training_month_there_is_no_comparison(periods: dict[str, pd.DataFrame]) -> None:
+    outcome = select_and_train({"p1": periods["p1"]}, QUICK)
+    assert outcome.results == [] and outcome.validation_month is None
+    assert outcome.chosen.name == "hgb_1"
+    assert "no validation month" in outcome.selection
+
+
+def test_importance_of_the_one_hot_baseline_is_per_feature(
+    periods: dict[str, pd.DataFrame],
+) -> None:
+    baseline = propose_candidates(QUICK)[0]
+    model = fit_candidate(baseline, periods["p1"], seed=3)
+    rows = periods["p2"][list(FEATURE_COLUMNS)]
+    importance = feature_importance(
+        model, rows, periods["p2"][TARGET].to_numpy(), sample_rows=400, seed=3
+    )
+    # One value per raw feature, although the encoder spreads categoricals over many columns.
+    assert sorted(importance.index) == sorted(FEATURE_COLUMNS)
+    assert importance.abs().sum() > 0

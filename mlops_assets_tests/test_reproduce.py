@@ -1,0 +1,96 @@
+"""Reproducible model versions, on real MLflow: recorded inputs, the same metrics, no alias moved."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from mlflow import MlflowClient
+
+from mlops_assets import definitions, landing, model_registry, provenance, rebuild
+from mlops_assets.defs.lineage import model_code_versions
+from mlops_assets_tests.contract import FAST_RUN_CONFIG
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "flight_delay_classifier"
+
+
+def _reproduce(instance: dg.DagsterInstance, version: str) -> dg.ExecuteInProcessResult:
+    return definitions.defs.resolve_job_def("reproduce_job").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"reproduce_model_version": {"config": {"version": version}}}},
+        raise_on_error=False,
+    )
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None
+    return str(failure.description)
+
+
+def test_a_version_records_its_inputs_and_reproduces_to_the_same_metrics(
+    project_env: Path, instance: dg.DagsterInstance
+) -> None:
+    landing.seed_landing_zone(project_env / "landing", "2013-03")
+    rebuild.ingest(definitions.defs, instance, project_env / "landing")
+    retrain = definitions.defs.resolve_job_def("retrain_job")
+    assert retrain.execute_in_process(instance=instance, run_config=FAST_RUN_CONFIG).success
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    tags = client.get_model_version(MODEL, "1").tags
+
+    recorded = json.loads(tags[provenance.DATA_VERSIONS_TAG])
+    assert sorted(recorded) == ["2013-01", "2013-02", "2013-03"]
+    for month, version in recorded.items():
+        record = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("flight_features"), asset_partitions=[month]
+            ),
+            limit=1,
+        ).records[0]
+        assert record.asset_materialization is not None
+        assert record.asset_materialization.tags["dagster/data_version"] == version
+    assert json.loads(tags[provenance.CODE_VERSIONS_TAG]) == model_code_versions()
+    assert tags[provenance.LOCK_HASH_TAG] == provenance.lock_file_sha256() != "unknown"
+    assert tags[provenance.GIT_COMMIT_TAG] == provenance.git_commit()
+    assert json.loads(tags[provenance.TRAINING_CONFIG_TAG])["trials"] == 1
+    assert json.loads(tags[provenance.EVALUATION_CONFIG_TAG])["importance_rows"] == 500
+    moves = model_registry.alias_history(client, MODEL)
+
+    result = _reproduce(instance, "1")
+    assert result.success
+    output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
+    metadata = output.event_specific_data.metadata
+    assert metadata["max_abs_difference"].value == 0.0
+    differences = metadata["differences"].value
+    assert set(differences) >= {"roc_auc", "log_loss", "brier_score", "rows"}
+    assert set(differences.values()) == {0.0}
+    after = client.get_model_version(MODEL, "1").tags
+    assert after["reproduced_by_run"] == result.run_id
+    assert model_registry.alias_history(client, MODEL) == moves  # no alias moved
+    reproduction = client.search_runs(
+        [client.get_experiment_by_name("flight_delay").experiment_id],
+        "tags.reproduces_version = '1'",
+    )
+    assert [run.data.metrics["max_abs_difference"] for run in reproduction] == [0.0]
+    reproduced_auc = reproduction[0].data.metrics["holdout_roc_auc"]
+    assert abs(reproduced_auc - float(tags["holdout_roc_auc"])) < 1e-6  # tag has 6 decimals
+
+    # February lands again with fewer flights: its features, and so the inputs, change.
+    february = landing.monthly_file(project_env / "landing", "flights", "2013-02")
+    rows = gzip.decompress(february.read_bytes()).decode().splitlines()
+    february.write_bytes(gzip.compress(("\n".join(rows[:-25]) + "\n").encode(), mtime=0))
+    month_job = definitions.defs.resolve_job_def("month_job")
+    assert month_job.execute_in_process(instance=instance, partition_key="2013-02").success
+    refusal = _failure(_reproduce(instance, "1"))
+    assert "trained on flight_features partitions that have changed since" in refusal
+    assert f"2013-02: {recorded['2013-02']} -> " in refusal
+    assert "2013-01" not in refusal.split("since")[1]
+
+    assert "has no version '9'" in _failure(_reproduce(instance, "9"))
