@@ -21,7 +21,7 @@ from mlops_assets.definitions import defs
 from mlops_assets.ml.features import FEATURE_COLUMNS
 
 
-def main(month: str, repeats: int) -> dict[str, float]:
+def main(month: str, repeats: int) -> dict[str, float | str]:
     """Measure and return the figures."""
     job = defs.resolve_job_def("scoring_job")
     runs = []

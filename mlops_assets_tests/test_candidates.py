@@ -59,11 +59,8 @@ def test_proposals_are_the_baseline_then_a_seeded_draw_from_the_grid() -> None:
         for leaf in QUICK.min_samples_leaf
         for l2 in QUICK.l2_regularization
     }
-    drawn = [
-        (c.params["learning_rate"], c.params["max_leaf_nodes"])
-        + (c.params["min_samples_leaf"], c.params["l2_regularization"])
-        for c in first[1:]
-    ]
+    names = ("learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
+    drawn = [tuple(c.params[name] for name in names) for c in first[1:]]
     assert set(drawn) <= grid and len(set(drawn)) == 2
     draws = {
         tuple(str(c.params) for c in propose_candidates(SearchSpace(trials=3, random_seed=seed)))

@@ -1,4 +1,4 @@
-"""Reproducible model versions, on real MLflow: recorded inputs, the same metrics, no alias moved."""
+"""Reproducible model versions on real MLflow: recorded inputs, same metrics, no alias moved."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 from pathlib import Path
+from typing import Any, cast
 
 import dagster as dg
 import pytest
@@ -54,8 +55,9 @@ def test_a_version_records_its_inputs_and_reproduces_to_the_same_metrics(
             ),
             limit=1,
         ).records[0]
-        assert record.asset_materialization is not None
-        assert record.asset_materialization.tags["dagster/data_version"] == version
+        materialization = record.asset_materialization
+        assert materialization is not None and materialization.tags is not None
+        assert materialization.tags["dagster/data_version"] == version
     assert json.loads(tags[provenance.CODE_VERSIONS_TAG]) == model_code_versions()
     assert tags[provenance.LOCK_HASH_TAG] == provenance.lock_file_sha256() != "unknown"
     assert tags[provenance.GIT_COMMIT_TAG] == provenance.git_commit()
@@ -66,16 +68,18 @@ def test_a_version_records_its_inputs_and_reproduces_to_the_same_metrics(
     result = _reproduce(instance, "1")
     assert result.success
     output = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT")
-    metadata = output.event_specific_data.metadata
+    metadata = cast(Any, output.event_specific_data).metadata
     assert metadata["max_abs_difference"].value == 0.0
-    differences = metadata["differences"].value
+    differences = cast(dict[str, float], metadata["differences"].value)
     assert set(differences) >= {"roc_auc", "log_loss", "brier_score", "rows"}
     assert set(differences.values()) == {0.0}
     after = client.get_model_version(MODEL, "1").tags
     assert after["reproduced_by_run"] == result.run_id
     assert model_registry.alias_history(client, MODEL) == moves  # no alias moved
+    experiment = client.get_experiment_by_name("flight_delay")
+    assert experiment is not None
     reproduction = client.search_runs(
-        [client.get_experiment_by_name("flight_delay").experiment_id],
+        [experiment.experiment_id],
         "tags.reproduces_version = '1'",
     )
     assert [run.data.metrics["max_abs_difference"] for run in reproduction] == [0.0]
