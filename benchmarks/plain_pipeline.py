@@ -1,20 +1,23 @@
 """The pipeline's computation as one plain pandas/scikit-learn script: no Dagster, no MLflow.
 
-Same loading, features, training, evaluation and plots as the assets, for the overhead ratio.
+Same loading, features, candidate comparison and training, evaluation, plots and scoring of
+every month as the assets, for the overhead ratio.
 Usage: python benchmarks/plain_pipeline.py LANDING_DIR OUT_DIR
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from mlops_assets import landing
 from mlops_assets.ml import raw
+from mlops_assets.ml.candidates import SearchSpace, select_and_train
 from mlops_assets.ml.evaluation import classification_metrics, diagnostic_plots, feature_importance
 from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET, build_features
-from mlops_assets.ml.training import TrainingSettings, temporal_split, train_classifier
+from mlops_assets.ml.training import temporal_split
 
 
 def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
@@ -34,7 +37,10 @@ def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
         for number, rows in features.groupby("month", sort=True)
     }
     split = temporal_split(by_month)
-    model = train_classifier(split.train, TrainingSettings())
+    # The asset's defaults: one worker per two cores.
+    workers = max(1, (os.cpu_count() or 1) // 2)
+    outcome = select_and_train({m: by_month[m] for m in split.train_months}, SearchSpace(), workers)
+    model = outcome.model
     x_holdout = split.holdout[list(FEATURE_COLUMNS)]
     y_holdout = split.holdout[TARGET].to_numpy()
     proba = model.predict_proba(x_holdout)[:, 1]
@@ -43,6 +49,10 @@ def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, png in diagnostic_plots(y_holdout, proba, 0.35, importance).items():
         (out_dir / name).write_bytes(png)
+    for month, rows in by_month.items():
+        scored = rows[["month", "sched_dep_utc", "carrier_flight", "tailnum", TARGET]].copy()
+        scored["delay_probability"] = model.predict_proba(rows[list(FEATURE_COLUMNS)])[:, 1]
+        scored.to_parquet(out_dir / f"predictions-{month}.parquet", index=False)
     return metrics.as_dict()
 
 

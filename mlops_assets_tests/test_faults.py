@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import errno
 import gzip
+from pathlib import Path
 
+import dagster as dg
 import pytest
 import requests
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
 from sqlalchemy.exc import OperationalError
 
+from mlops_assets import definitions, landing
 from mlops_assets.faults import is_transient
 
 
@@ -70,3 +73,21 @@ def test_transient_faults_are_retried(error: BaseException) -> None:
 )
 def test_errors_that_would_happen_again_are_not_retried(error: BaseException) -> None:
     assert not is_transient(error)
+
+
+def test_an_input_never_materialized_fails_once_and_names_it(
+    project_env: Path, instance: dg.DagsterInstance
+) -> None:
+    landing.seed_landing_zone(project_env / "landing", "2013-01")
+    instance.add_dynamic_partitions("month", ["2013-01"])
+    result = definitions.defs.resolve_job_def("month_job").execute_in_process(
+        instance=instance, partition_key="2013-01", raise_on_error=False
+    )
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    failure = result.get_step_failure_events()[0]
+    assert failure.step_key == "flight_features"
+    data = failure.step_failure_data.user_failure_data
+    assert data is not None
+    assert "input raw_planes is not stored at " in str(data.description)
+    assert "materialize raw_planes first (planes_job)" in str(data.description)

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 
 from mlops_assets import definitions, landing, rebuild
 from mlops_assets.defs.raw_data import raw_flights
-from mlops_assets.ml import training
+from mlops_assets.ml import candidates
 from mlops_assets.ml.features import FEATURE_COLUMNS
 from mlops_assets.resources import build_resources
 from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
@@ -40,7 +40,11 @@ class Materialized:
 
     @property
     def model_run_id(self) -> str:
-        return self.run_ids[-1]
+        return self.run_ids[1 + 12]
+
+    @property
+    def scoring_run_ids(self) -> list[str]:
+        return self.run_ids[1 + 12 + 1 :]
 
 
 def _materializations(
@@ -81,8 +85,9 @@ def test_every_month_is_a_partition_and_each_asset_materializes(
 ) -> None:
     months = [landing.month_key(2013, m) for m in range(1, 13)]
     assert materialized.instance.get_dynamic_partitions("month") == months
-    assert len(materialized.run_ids) == 1 + 12 + 1
-    planes, *month_runs, model = materialized.run_ids
+    assert len(materialized.run_ids) == 1 + 12 + 1 + 12
+    planes, *month_runs = materialized.run_ids[: 1 + 12]
+    model = materialized.model_run_id
     assert sorted(_materializations(materialized.instance, planes)) == ["raw_planes"]
     for run_id, month in zip(month_runs, months, strict=True):
         run = materialized.instance.get_run_by_id(run_id)
@@ -94,6 +99,20 @@ def test_every_month_is_a_partition_and_each_asset_materializes(
     assert found["trained_model"].metadata["partitions"].value == months
     assert found["trained_model"].metadata["train_months"].value == months[:-1]
     assert found["trained_model"].metadata["holdout_month"].value == "2013-12"
+    assert found["registered_model"].metadata["aliases"].value == "@challenger, @champion"
+    for run_id, month in zip(materialized.scoring_run_ids, months, strict=True):
+        run = materialized.instance.get_run_by_id(run_id)
+        assert run is not None and run.tags["dagster/partition"] == month
+        scored = _materializations(materialized.instance, run_id)["flight_delay_predictions"]
+        assert scored.metadata["model_version"].value == "1"
+    predictions = pd.read_parquet(
+        materialized.data / "lake" / "flight_delay_predictions" / "2013-12.parquet"
+    )
+    features = pd.read_parquet(materialized.data / "lake" / "flight_features" / "2013-12.parquet")
+    assert len(predictions) == len(features)
+    assert predictions["model_version"].unique().tolist() == ["1"]
+    assert predictions["delay_probability"].between(0, 1).all()
+    pd.testing.assert_series_equal(predictions["carrier_flight"], features["carrier_flight"])
 
 
 def test_months_add_up_to_the_whole_year_and_link_their_mlflow_runs(
@@ -180,7 +199,28 @@ def test_evaluation_metrics_and_plots_are_logged(materialized: Materialized) -> 
         str(found["trained_model"].metadata["mlflow_run_id"].value)
     )
     assert trained.data.params["holdout_month"] == "2013-12"
-    assert trained.data.params["learning_rate"] == "0.1"
+    # The candidates: one nested run each under trained_model's run, and the table in Dagster.
+    candidate_runs = materialized.client.search_runs(
+        [trained.info.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{trained.info.run_id}'"
+    )
+    table = found["trained_model"].metadata["candidates"]
+    assert isinstance(table, dg.TableMetadataValue)
+    rows: dict[str, dict[str, Any]] = {
+        str(record.data["candidate"]): dict(record.data) for record in table.records
+    }
+    assert sorted(rows) == ["hgb_1", "hgb_2", "logistic_regression"]
+    by_name = {run.data.tags["candidate"]: run for run in candidate_runs}
+    assert sorted(by_name) == sorted(rows)
+    for name, run in by_name.items():
+        assert run.data.params["validation_month"] == "2013-11"
+        assert run.data.metrics["validation_roc_auc"] == pytest.approx(
+            rows[name]["validation_roc_auc"], abs=1e-6
+        )
+    chosen = found["trained_model"].metadata["candidate"].value
+    assert rows[str(chosen)]["validation_roc_auc"] == max(
+        row["validation_roc_auc"] for row in rows.values()
+    )
+    assert trained.data.tags["candidate"] == chosen
 
 
 def test_registered_version_is_champion_and_serves_probabilities(
@@ -213,7 +253,7 @@ def test_failing_training_leaves_its_run_failed_and_champion_in_place(
     def crash(*_: object, **__: object) -> None:
         raise RuntimeError("out of memory while fitting")
 
-    monkeypatch.setattr(training, "train_classifier", crash)
+    monkeypatch.setattr(candidates, "fit_candidate", crash)
     monkeypatch.setenv("MLOPS_DATA_DIR", str(materialized.data))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{materialized.data / 'mlflow.db'}")
     client = materialized.client
@@ -272,29 +312,30 @@ def test_new_features_make_the_automation_retrain_evaluate_and_register(
 def test_a_transient_fault_is_retried_in_a_new_nested_run(
     materialized: Materialized, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_train = training.train_classifier
+    real_fit = candidates.fit_candidate
     calls: list[int] = []
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 1:
             raise ConnectionError("tracking server reset the connection")
-        return real_train(*args, **kwargs)
+        return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(training, "train_classifier", flaky)
+    monkeypatch.setattr(candidates, "fit_candidate", flaky)
     monkeypatch.setenv("MLOPS_DATA_DIR", str(materialized.data))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{materialized.data / 'mlflow.db'}")
     job = definitions.defs.resolve_job_def("retrain_job")
     result = job.execute_in_process(
         instance=materialized.instance,
         asset_selection=[dg.AssetKey("trained_model")],
-        run_config={"ops": {"trained_model": {"config": {"max_iter": 20}}}},
+        run_config={"ops": {"trained_model": {"config": {"max_iter": 20, "trials": 1}}}},
     )
     assert result.success
     retries = [
         e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
     ]
-    assert len(retries) == 1 and len(calls) == 2
+    # The first fit failed; the retry fitted the two candidates, then refitted the winner.
+    assert len(retries) == 1 and len(calls) == 1 + 3
     client = materialized.client
     experiment = client.get_experiment_by_name("flight_delay")
     assert experiment is not None

@@ -129,6 +129,7 @@ def trained_model(
         )
         for result in outcome.results:
             with mlflow.start_run(
+                experiment_id=run.experiment_id,
                 run_name=f"candidate:{result.candidate.name}",
                 nested=True,
                 tags={"candidate": result.candidate.name, "family": result.candidate.family},

@@ -30,6 +30,22 @@ def _write_atomically(path: UPath, payload: bytes) -> None:
     temporary.rename(path)
 
 
+def _require_stored(context: dg.InputContext, path: UPath) -> None:
+    """Fail at once, naming the asset, when an input was never materialized.
+
+    A missing file is not a transient fault: retrying would only delay the same error.
+    """
+    if path.exists():
+        return
+    asset = context.asset_key.to_user_string()
+    which = f" (partition {path.stem})" if context.has_asset_partitions else ""
+    raise dg.Failure(
+        allow_retries=False,
+        description=f"input {asset}{which} is not stored at {path}: materialize {asset}"
+        f"{which} first" + (" (planes_job)" if asset == "raw_planes" else ""),
+    )
+
+
 class ParquetIOManager(dg.UPathIOManager):
     """Parquet on disk, with a memory of the frames this run wrote or read.
 
@@ -91,6 +107,7 @@ class ParquetIOManager(dg.UPathIOManager):
 
         if str(path) in self._frames:
             return self._frames[str(path)]
+        _require_stored(context, path)
         with path.open("rb") as handle:
             frame = pd.read_parquet(handle)
         self._frames[str(path)] = frame
@@ -113,6 +130,7 @@ class _JsonIOManager(dg.UPathIOManager):
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: annotate the input with a pydantic model"
             )
+        _require_stored(context, path)
         return model_type.model_validate_json(path.read_text())
 
 
