@@ -32,6 +32,13 @@ PROVENANCE_TAGS = (
 )
 
 
+def _git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5, check=True
+    )
+    return done.stdout.strip()
+
+
 @cache
 def git_commit() -> str:
     """The commit of the checkout this package runs from (``+dirty`` with local changes).
@@ -39,22 +46,8 @@ def git_commit() -> str:
     ``unknown`` outside a git checkout (an installed wheel).
     """
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        changes = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "mlops_assets"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        head = _git("rev-parse", "HEAD")
+        changes = _git("status", "--porcelain", "--untracked-files=no", "--", "mlops_assets")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if not head:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from mlops_assets import landing
-from mlops_assets.ml.features import WEATHER_COLUMNS
+from mlops_assets.ml import raw
+from mlops_assets.ml.features import WEATHER_COLUMNS, build_month_features
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,19 @@ def seeded_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("seeded") / "landing"
     landing.seed_landing_zone(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def january_features(seeded_landing: Path) -> pd.DataFrame:
+    """January 2013's real feature rows, built once per session (do not modify)."""
+    read = raw.read_raw_csv
+    features, _ = build_month_features(
+        "2013-01",
+        read(landing.monthly_file(seeded_landing, "flights", "2013-01"), raw.FLIGHTS_SCHEMA),
+        read(landing.monthly_file(seeded_landing, "weather", "2013-01"), raw.WEATHER_SCHEMA),
+        read(seeded_landing / landing.PLANES_FILE, raw.PLANES_SCHEMA),
+    )
+    return features
 
 
 @pytest.fixture

@@ -1,4 +1,9 @@
-"""What the tests share: the public asset keys, and a run config that trains quickly."""
+"""What the tests share: the public asset keys, a run config that trains quickly, and the
+reading of a step's failure."""
+
+from __future__ import annotations
+
+import dagster as dg
 
 ASSET_KEYS = (
     "raw_flights",
@@ -17,3 +22,11 @@ FAST_RUN_CONFIG = {
         "model_evaluation": {"config": {"importance_rows": 500}},
     }
 }
+
+
+def step_failure(result: dg.ExecuteInProcessResult) -> str:
+    """The description of the failure a run's first failed step raised (it must have failed)."""
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None
+    return str(failure.description)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_assets import landing
-from mlops_assets.ml import raw
 from mlops_assets.ml.candidates import (
     BOOSTING,
     LOGISTIC,
@@ -21,26 +17,19 @@ from mlops_assets.ml.candidates import (
     select_and_train,
 )
 from mlops_assets.ml.evaluation import feature_importance
-from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET, build_month_features
+from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET
 
 QUICK = SearchSpace(trials=2, max_iter=20)
 
 
 @pytest.fixture(scope="module")
-def periods(seeded_landing: Path) -> dict[str, pd.DataFrame]:
+def periods(january_features: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """January 2013's real feature rows cut into three ten-day 'months', keyed in time order."""
-    read = raw.read_raw_csv
-    features, _ = build_month_features(
-        "2013-01",
-        read(landing.monthly_file(seeded_landing, "flights", "2013-01"), raw.FLIGHTS_SCHEMA),
-        read(landing.monthly_file(seeded_landing, "weather", "2013-01"), raw.WEATHER_SCHEMA),
-        read(seeded_landing / landing.PLANES_FILE, raw.PLANES_SCHEMA),
-    )
-    day = features["sched_dep_utc"].dt.day
+    day = january_features["sched_dep_utc"].dt.day
     return {
-        "p1": features[day <= 10].reset_index(drop=True),
-        "p2": features[(day > 10) & (day <= 20)].reset_index(drop=True),
-        "p3": features[day > 20].reset_index(drop=True),
+        "p1": january_features[day <= 10].reset_index(drop=True),
+        "p2": january_features[(day > 10) & (day <= 20)].reset_index(drop=True),
+        "p3": january_features[day > 20].reset_index(drop=True),
     }
 
 

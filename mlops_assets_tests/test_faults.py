@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from mlops_assets import definitions, landing
 from mlops_assets.faults import is_transient
+from mlops_assets_tests.contract import step_failure
 
 
 def _raised_from(outer: BaseException, cause: BaseException) -> BaseException:
@@ -85,9 +86,7 @@ def test_an_input_never_materialized_fails_once_and_names_it(
     )
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
-    failure = result.get_step_failure_events()[0]
-    assert failure.step_key == "flight_features"
-    data = failure.step_failure_data.user_failure_data
-    assert data is not None
-    assert "input raw_planes is not stored at " in str(data.description)
-    assert "materialize raw_planes first (planes_job)" in str(data.description)
+    assert result.get_step_failure_events()[0].step_key == "flight_features"
+    description = step_failure(result)
+    assert "input raw_planes is not stored at " in description
+    assert "materialize raw_planes first (planes_job)" in description

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 
-from mlops_assets import landing
-from mlops_assets.ml import raw
 from mlops_assets.ml.evaluation import classification_metrics, feature_importance
-from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET, build_month_features
+from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.promotion import (
     GateDecision,
     GateSettings,
@@ -85,15 +81,9 @@ def test_floor_gate_rejects_impossible_auc() -> None:
 
 
 def test_importance_on_encoded_rows_equals_permuting_the_raw_columns(
-    seeded_landing: Path,
+    january_features: pd.DataFrame,
 ) -> None:
-    read = raw.read_raw_csv
-    features, _ = build_month_features(
-        "2013-01",
-        read(landing.monthly_file(seeded_landing, "flights", "2013-01"), raw.FLIGHTS_SCHEMA),
-        read(landing.monthly_file(seeded_landing, "weather", "2013-01"), raw.WEATHER_SCHEMA),
-        read(seeded_landing / landing.PLANES_FILE, raw.PLANES_SCHEMA),
-    )
+    features = january_features
     early = features["sched_dep_utc"] < pd.Timestamp("2013-01-20")
     model = train_classifier(features[early], TrainingSettings(max_iter=20))
     rows, y = features.loc[~early, list(FEATURE_COLUMNS)], features.loc[~early, TARGET].to_numpy()

@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from mlops_assets import definitions, landing, model_registry, rebuild
 from mlops_assets.defs.registry import champion_passed_the_gate
 from mlops_assets.resources import MlflowTracking
+from mlops_assets_tests.contract import step_failure as _refusal
 
 pytestmark = pytest.mark.e2e
 
@@ -155,13 +156,6 @@ def _rollback(instance: dg.DagsterInstance, **config: str) -> dg.ExecuteInProces
         run_config={"ops": {"roll_back_champion": {"config": config}}},
         raise_on_error=False,
     )
-
-
-def _refusal(result: dg.ExecuteInProcessResult) -> str:
-    assert not result.success
-    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure is not None
-    return str(failure.description)
 
 
 def test_every_alias_move_is_recorded_and_rollback_restores_the_previous_champion(

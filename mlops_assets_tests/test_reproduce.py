@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from mlops_assets import definitions, landing, model_registry, provenance, rebuild
 from mlops_assets.defs.lineage import model_code_versions
-from mlops_assets_tests.contract import FAST_RUN_CONFIG
+from mlops_assets_tests.contract import FAST_RUN_CONFIG, step_failure
 
 pytestmark = pytest.mark.e2e
 
@@ -27,13 +27,6 @@ def _reproduce(instance: dg.DagsterInstance, version: str) -> dg.ExecuteInProces
         run_config={"ops": {"reproduce_model_version": {"config": {"version": version}}}},
         raise_on_error=False,
     )
-
-
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    assert not result.success
-    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure is not None
-    return str(failure.description)
 
 
 def test_a_version_records_its_inputs_and_reproduces_to_the_same_metrics(
@@ -92,9 +85,9 @@ def test_a_version_records_its_inputs_and_reproduces_to_the_same_metrics(
     february.write_bytes(gzip.compress(("\n".join(rows[:-25]) + "\n").encode(), mtime=0))
     month_job = definitions.defs.resolve_job_def("month_job")
     assert month_job.execute_in_process(instance=instance, partition_key="2013-02").success
-    refusal = _failure(_reproduce(instance, "1"))
+    refusal = step_failure(_reproduce(instance, "1"))
     assert "trained on flight_features partitions that have changed since" in refusal
     assert f"2013-02: {recorded['2013-02']} -> " in refusal
     assert "2013-01" not in refusal.split("since")[1]
 
-    assert "has no version '9'" in _failure(_reproduce(instance, "9"))
+    assert "has no version '9'" in step_failure(_reproduce(instance, "9"))
