@@ -79,6 +79,16 @@ def test_a_version_records_its_inputs_and_reproduces_to_the_same_metrics(
     reproduced_auc = reproduction[0].data.metrics["holdout_roc_auc"]
     assert abs(reproduced_auc - float(tags["holdout_roc_auc"])) < 1e-6  # tag has 6 decimals
 
+    # Had the recorded evaluation said otherwise, the reproduction would say so and fail.
+    evaluation_run = tags["evaluation_run_id"]
+    recorded_auc = client.get_run(evaluation_run).data.metrics["holdout_roc_auc"]
+    client.log_metric(evaluation_run, "holdout_roc_auc", recorded_auc + 0.01)
+    mismatch = step_failure(_reproduce(instance, "1"))
+    assert "above the tolerance 1e-09" in mismatch and "another candidate" not in mismatch
+    assert f"| roc_auc | {recorded_auc + 0.01:.10f} | {recorded_auc:.10f} | -1.000e-02 |" in (
+        mismatch
+    )
+
     # February lands again with fewer flights: its features, and so the inputs, change.
     february = landing.monthly_file(project_env / "landing", "flights", "2013-02")
     rows = gzip.decompress(february.read_bytes()).decode().splitlines()

@@ -53,12 +53,12 @@ def reproduce_model_version(
             allow_retries=False,
         ) from error
     tags = registered.tags
-    missing = [tag for tag in provenance.PROVENANCE_TAGS if tag not in tags]
-    if missing or provenance.EVALUATION_CONFIG_TAG not in tags:
+    required = (*provenance.PROVENANCE_TAGS, provenance.EVALUATION_CONFIG_TAG)
+    missing = [tag for tag in required if tag not in tags]
+    if missing:
         raise dg.Failure(
-            description=f"version {config.version} lacks the provenance tags "
-            f"{missing or [provenance.EVALUATION_CONFIG_TAG]}: it was registered before "
-            "versions recorded their inputs, and cannot be reproduced.",
+            description=f"version {config.version} lacks the provenance tags {missing}: it "
+            "was registered before versions recorded their inputs, and cannot be reproduced.",
             allow_retries=False,
         )
     recorded_data = json.loads(tags[provenance.DATA_VERSIONS_TAG])
@@ -92,16 +92,15 @@ def reproduce_model_version(
     worst = max((abs(d) for d in differences.values()), default=0.0)
     code_now = model_code_versions()
     code_then = json.loads(tags[provenance.CODE_VERSIONS_TAG])
-    notes = {
+    then_and_now = {
         "git commit": (tags[provenance.GIT_COMMIT_TAG], provenance.git_commit()),
         "uv.lock": (tags[provenance.LOCK_HASH_TAG], provenance.lock_file_sha256()),
         **{
             f"code version of {asset}": (code_then.get(asset, "none"), version)
             for asset, version in code_now.items()
-            if code_then.get(asset) != version
         },
     }
-    differs = {what: pair for what, pair in notes.items() if pair[0] != pair[1]}
+    differs = {what: pair for what, pair in then_and_now.items() if pair[0] != pair[1]}
     mlflow.set_tracking_uri(mlflow_tracking.resolved_tracking_uri())
     with mlflow.start_run(
         experiment_id=mlflow_tracking.experiment_id(),
@@ -138,10 +137,13 @@ def reproduce_model_version(
         + (f"; differs from then: {sorted(differs)}" if differs else "")
     )
     context.log.info(summary)
-    if worst > config.tolerance or outcome.chosen.name != tags.get("candidate"):
+    problems = [
+        *([f"above the tolerance {config.tolerance:g}"] if worst > config.tolerance else []),
+        *(["another candidate won"] if outcome.chosen.name != tags.get("candidate") else []),
+    ]
+    if problems:
         raise dg.Failure(
-            description=f"{summary}, above the tolerance {config.tolerance:g}.\n{table}",
-            allow_retries=False,
+            description=f"{summary}: {' and '.join(problems)}.\n{table}", allow_retries=False
         )
     return dg.Output(
         None,
@@ -151,7 +153,7 @@ def reproduce_model_version(
             "max_abs_difference": dg.MetadataValue.float(worst),
             "differences": dg.MetadataValue.json(differences),
             "differs_from_then": dg.MetadataValue.json(
-                {what: {"then": then, "now": now} for what, (then, now) in differs.items()}
+                {what: {"then": before, "now": after} for what, (before, after) in differs.items()}
             ),
             "mlflow_run": dg.MetadataValue.url(
                 mlflow_tracking.run_url(mlflow_tracking.experiment_id(), run.info.run_id)
