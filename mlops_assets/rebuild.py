@@ -63,8 +63,8 @@ def _load_code_location() -> None:
     import mlops_assets.definitions  # noqa: F401
 
 
-def _month_in_worker(instance_ref: InstanceRef, job_name: str, month: str) -> str:
-    """Run one month's job in a worker process (spawned: it imports the code location itself)."""
+def _partition_in_worker(instance_ref: InstanceRef, job_name: str, month: str) -> str:
+    """Run a job for one month in a worker process (spawned: it imports the code location)."""
     from mlops_assets.definitions import defs
 
     with dg.DagsterInstance.from_ref(instance_ref) as instance:
@@ -101,7 +101,7 @@ def ingest(
         wait(started)
         ref = instance.get_ref()
         jobs = ["month_job"] * len(months)
-        return runs + list(pool.map(_month_in_worker, [ref] * len(months), jobs, months))
+        return runs + list(pool.map(_partition_in_worker, [ref] * len(months), jobs, months))
 
 
 def score(defs: dg.Definitions, instance: dg.DagsterInstance, workers: int = 1) -> list[str]:
@@ -122,7 +122,7 @@ def score(defs: dg.Definitions, instance: dg.DagsterInstance, workers: int = 1) 
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(months)), mp_context=spawn) as pool:
         ref, jobs = instance.get_ref(), ["scoring_job"] * len(months)
-        return list(pool.map(_month_in_worker, [ref] * len(months), jobs, months))
+        return list(pool.map(_partition_in_worker, [ref] * len(months), jobs, months))
 
 
 def rebuild(

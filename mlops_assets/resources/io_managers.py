@@ -42,7 +42,7 @@ def _require_stored(context: dg.InputContext, path: UPath) -> None:
     raise dg.Failure(
         allow_retries=False,
         description=f"input {asset}{which} is not stored at {path}: materialize {asset}"
-        f"{which} first" + (" (planes_job)" if asset == "raw_planes" else ""),
+        f"{which} first",
     )
 
 
