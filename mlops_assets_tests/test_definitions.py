@@ -113,8 +113,8 @@ def test_schedules_and_sensors_start_stopped() -> None:
     for name in ("automation_sensor", "landing_zone_sensor"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
     # Bookkeeping only, so on by default: it closes MLflow runs that a failed run left open.
-    closer = defs.resolve_sensor_def("mlflow_run_failure_sensor")
-    assert closer.default_status == dg.DefaultSensorStatus.RUNNING
+    for name in ("mlflow_run_failure_sensor", "notify_run_failure_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_nothing_is_automated_while_the_features_are_missing(instance: dg.DagsterInstance) -> None:

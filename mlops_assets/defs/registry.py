@@ -14,7 +14,7 @@ from mlops_assets.records import (
     ModelReference,
     RegisteredModelVersion,
 )
-from mlops_assets.resources import MlflowTracking
+from mlops_assets.resources import MlflowTracking, Notifier
 
 
 def champion_data_version(version: str | None) -> str:
@@ -67,6 +67,7 @@ def registered_model(
     trained_model: ModelReference,
     model_evaluation: EvaluationReport,
     mlflow_tracking: MlflowTracking,
+    notifier: Notifier,
 ) -> dg.Output[RegisteredModelVersion]:
     """Registry version of the model: @challenger always, @champion when it beats the champion."""
     import mlflow
@@ -182,6 +183,13 @@ def registered_model(
         previous_champion=previous,
     )
     champion = version if decision.promote else previous
+    if decision.promote:
+        notifier.send(
+            title=f"{name}: version {version} is the new @champion",
+            text=f"Previous champion: {previous or 'none'}. {decision.reason}",
+            link=mlflow_tracking.model_version_url(version),
+            log=context.log,
+        )
     return dg.Output(
         result,
         # The data version is the champion's: what scores downstream becomes stale exactly

@@ -7,7 +7,7 @@ from mlops_assets.defs.lineage import DATA_VERSION_TAG, latest_materialization
 from mlops_assets.defs.policies import MLFLOW_RETRY
 from mlops_assets.defs.registry import champion_data_version
 from mlops_assets.records import CHAMPION
-from mlops_assets.resources import MlflowTracking
+from mlops_assets.resources import MlflowTracking, Notifier
 
 REGISTERED_MODEL = dg.AssetKey("registered_model")
 
@@ -57,7 +57,10 @@ def champion_materialization(
 
 @dg.op(retry_policy=MLFLOW_RETRY, tags={"kind": "mlflow"})
 def roll_back_champion(
-    context: dg.OpExecutionContext, config: RollbackConfig, mlflow_tracking: MlflowTracking
+    context: dg.OpExecutionContext,
+    config: RollbackConfig,
+    mlflow_tracking: MlflowTracking,
+    notifier: Notifier,
 ) -> None:
     """Move @champion to the target version and record who, when and why."""
     from mlflow.exceptions import MlflowException
@@ -95,6 +98,12 @@ def roll_back_champion(
         reason=f"rollback: {config.reason}",
     )
     client.set_model_version_tag(name, str(current), "rolled_back_by_run", context.run_id)
+    notifier.send(
+        title=f"{name}: @champion rolled back from version {current} to {target}",
+        text=f"Reason: {config.reason}",
+        link=mlflow_tracking.model_version_url(target),
+        log=context.log,
+    )
     context.log_event(
         champion_materialization(
             context.instance,

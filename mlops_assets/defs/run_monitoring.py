@@ -1,8 +1,11 @@
-"""Sensors that watch runs: the MLflow side of a failed Dagster run is closed as FAILED."""
+"""Sensors that watch runs: a failed run's MLflow side is closed, and people are told."""
 
 import dagster as dg
 
-from mlops_assets.resources import MlflowTracking
+from mlops_assets import settings
+from mlops_assets.resources import MlflowTracking, Notifier
+
+ERROR_CHARS = 300
 
 
 @dg.run_failure_sensor(
@@ -17,3 +20,32 @@ def mlflow_run_failure_sensor(
     reason = context.failure_event.message or "the Dagster run failed"
     changed = mlflow_tracking.close_failed_run(context.dagster_run.run_id, reason)
     context.log.info(f"MLflow runs marked FAILED: {changed or 'none left open'}")
+
+
+@dg.run_failure_sensor(
+    name="notify_run_failure_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts a failed run (job, failed steps, error, link) to the Slack/Discord "
+    "webhooks; only logs it when none is configured.",
+)
+def notify_run_failure_sensor(context: dg.RunFailureSensorContext, notifier: Notifier) -> None:
+    """Post the job, the failed steps, a short error and a link to the run."""
+    run = context.dagster_run
+    failures = context.get_step_failure_events()
+    steps = [event.step_key for event in failures if event.step_key]
+    error = next(
+        (
+            event.step_failure_data.error.message.strip()
+            for event in failures
+            if event.step_failure_data.error
+        ),
+        context.failure_event.message or "the run failed",
+    )
+    partition = run.tags.get("dagster/partition")
+    notifier.send(
+        title=f"Dagster run failed: {run.job_name}" + (f" [{partition}]" if partition else ""),
+        text=f"Failed step(s): {', '.join(steps) or 'none (the run itself)'}\n"
+        f"{error.splitlines()[0][:ERROR_CHARS] if error else ''}",
+        link=f"{settings.dagster_ui_url().rstrip('/')}/runs/{run.run_id}",
+        log=context.log,
+    )

@@ -7,12 +7,14 @@ from typing import Any
 from mlops_assets.resources.io_managers import LakeIOManager, RecordIOManager
 from mlops_assets.resources.landing_zone import LandingZone
 from mlops_assets.resources.mlflow_tracking import AssetRun, MlflowTracking
+from mlops_assets.resources.notifier import Notifier
 
 __all__ = [
     "AssetRun",
     "LakeIOManager",
     "LandingZone",
     "MlflowTracking",
+    "Notifier",
     "RecordIOManager",
     "build_resources",
 ]
@@ -29,4 +31,5 @@ def build_resources() -> dict[str, Any]:
         "mlflow_tracking": MlflowTracking(),
         "io_manager": LakeIOManager(),
         "record_io_manager": RecordIOManager(),
+        "notifier": Notifier(),
     }
