@@ -8,13 +8,12 @@ Usage: python benchmarks/plain_pipeline.py LANDING_DIR OUT_DIR
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from mlops_assets import landing
 from mlops_assets.ml import raw
-from mlops_assets.ml.candidates import SearchSpace, select_and_train
+from mlops_assets.ml.candidates import SearchSpace, default_workers, select_and_train
 from mlops_assets.ml.evaluation import classification_metrics, diagnostic_plots, feature_importance
 from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET, build_features
 from mlops_assets.ml.training import temporal_split
@@ -37,9 +36,9 @@ def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
         for number, rows in features.groupby("month", sort=True)
     }
     split = temporal_split(by_month)
-    # The asset's defaults: one worker per two cores.
-    workers = max(1, (os.cpu_count() or 1) // 2)
-    outcome = select_and_train({m: by_month[m] for m in split.train_months}, SearchSpace(), workers)
+    outcome = select_and_train(
+        {m: by_month[m] for m in split.train_months}, SearchSpace(), default_workers()
+    )
     model = outcome.model
     x_holdout = split.holdout[list(FEATURE_COLUMNS)]
     y_holdout = split.holdout[TARGET].to_numpy()

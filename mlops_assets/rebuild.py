@@ -71,6 +71,14 @@ def _partition_in_worker(instance_ref: InstanceRef, job_name: str, month: str) -
         return _execute(defs, instance, job_name, month)
 
 
+def _map_months(
+    pool: ProcessPoolExecutor, ref: InstanceRef, job_name: str, months: list[str]
+) -> list[str]:
+    """Run ``job_name`` for every month in the pool's workers; the run ids, in month order."""
+    n = len(months)
+    return list(pool.map(_partition_in_worker, [ref] * n, [job_name] * n, months))
+
+
 def ingest(
     defs: dg.Definitions, instance: dg.DagsterInstance, root: Path, workers: int = 1
 ) -> list[str]:
@@ -100,8 +108,7 @@ def ingest(
         runs = [_execute(defs, instance, "planes_job")]
         wait(started)
         ref = instance.get_ref()
-        jobs = ["month_job"] * len(months)
-        return runs + list(pool.map(_partition_in_worker, [ref] * len(months), jobs, months))
+        return runs + _map_months(pool, ref, "month_job", months)
 
 
 def score(defs: dg.Definitions, instance: dg.DagsterInstance, workers: int = 1) -> list[str]:
@@ -110,19 +117,17 @@ def score(defs: dg.Definitions, instance: dg.DagsterInstance, workers: int = 1) 
     Returns:
         The run ids; none when no version is @champion (the gate has never passed).
     """
-    from mlops_assets.defs.lineage import data_version, latest_materialization
+    from mlops_assets.defs.lineage import registered_model_data_version
     from mlops_assets.defs.registry import champion_data_version
 
-    registered = latest_materialization(instance, dg.AssetKey("registered_model"))
-    if data_version(registered) in (None, champion_data_version(None)):
+    if registered_model_data_version(instance) in (None, champion_data_version(None)):
         return []
     months = sorted(instance.get_dynamic_partitions(MONTH_PARTITIONS))
     if workers <= 1 or len(months) <= 1:
         return [_execute(defs, instance, "scoring_job", month) for month in months]
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(months)), mp_context=spawn) as pool:
-        ref, jobs = instance.get_ref(), ["scoring_job"] * len(months)
-        return list(pool.map(_partition_in_worker, [ref] * len(months), jobs, months))
+        return _map_months(pool, instance.get_ref(), "scoring_job", months)
 
 
 def rebuild(

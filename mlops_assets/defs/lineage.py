@@ -25,6 +25,11 @@ def data_version(record: dg.EventLogRecord | None) -> str | None:
     return tags.get(DATA_VERSION_TAG) if tags else None
 
 
+def registered_model_data_version(instance: dg.DagsterInstance) -> str | None:
+    """The data version ``registered_model`` records now: ``champion-<version>`` (or None)."""
+    return data_version(latest_materialization(instance, dg.AssetKey("registered_model")))
+
+
 def partition_data_versions(
     instance: dg.DagsterInstance, key: dg.AssetKey, partitions: Iterable[str]
 ) -> dict[str, str | None]:

@@ -3,7 +3,7 @@
 import dagster as dg
 import pandas as pd
 
-from mlops_assets.defs.lineage import data_version, latest_materialization
+from mlops_assets.defs.lineage import registered_model_data_version
 from mlops_assets.defs.metadata import OWNERS, table_metadata
 from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import MLFLOW_RETRY
@@ -43,9 +43,7 @@ def flight_delay_predictions(
             description=f"cannot score {month}: {audit.describe()}. Materialize "
             "registered_model (or run rollback_job) so that a gated version is @champion.",
         )
-    recorded = data_version(
-        latest_materialization(context.instance, dg.AssetKey("registered_model"))
-    )
+    recorded = registered_model_data_version(context.instance)
     if recorded != champion_data_version(audit.version):
         raise dg.Failure(
             allow_retries=False,

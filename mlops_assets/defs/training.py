@@ -1,6 +1,5 @@
 """The trained model: candidates compared on a validation month, the best logged to MLflow."""
 
-import os
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -73,7 +72,9 @@ def search_space(config: TrainingConfig) -> "SearchSpace":
 
 def candidate_workers(config: TrainingConfig) -> int:
     """Worker processes for the candidates: as configured, else one per two cores."""
-    return config.workers or max(1, (os.cpu_count() or 1) // 2)
+    from mlops_assets.ml.candidates import default_workers
+
+    return config.workers or default_workers()
 
 
 @dg.asset(

@@ -220,6 +220,13 @@ def _score(candidate: Candidate, split: ValidationSplit, seed: int) -> Candidate
     )
 
 
+def default_workers() -> int:
+    """Candidates fitted at once by default: one per two cores (boosting uses both of a pair)."""
+    import os
+
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 def compare_candidates(
     candidates: Sequence[Candidate], split: ValidationSplit, seed: int, workers: int = 1
 ) -> list[CandidateResult]:
