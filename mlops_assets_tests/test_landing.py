@@ -103,7 +103,10 @@ def test_raw_reader_names_the_column_and_bad_values(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("payload", "message"),
-    [(b"", "cannot be read|empty"), (b"\x1f\x8b\x08\x00garbage", "cannot be read")],
+    [
+        (b"", "the file is empty"),
+        (b"\x1f\x8b\x08\x00garbage", "not a complete gzip file .truncated or corrupt"),
+    ],
 )
 def test_raw_reader_reports_empty_and_corrupt_files(
     tmp_path: Path, payload: bytes, message: str

@@ -1,12 +1,17 @@
 """The feature table: each flight as known at its prediction moment, with its label."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
+from dagster_pandera import pandera_schema_to_dagster_type
 from pydantic import Field
 
+from mlops_assets.defs import checks
 from mlops_assets.defs.metadata import OWNERS, table_metadata
 from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import FILE_RETRY, REFRESH_WHEN_INPUTS_CHANGE
+from mlops_assets.ml import quality, schemas
 from mlops_assets.resources import MlflowTracking
 
 
@@ -26,6 +31,47 @@ class FeatureConfig(dg.Config):
         le=200,
         description="Earlier departures averaged by the 'recent delay' features.",
     )
+    min_delayed_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Refuse a month with fewer delayed flights (2013: 13.7% to 33.5%).",
+    )
+    max_delayed_share: float = Field(
+        default=0.6, ge=0, le=1, description="Refuse a month with more delayed flights."
+    )
+    min_weather_coverage: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="Refuse a month where fewer flights have origin weather (2013: 97.1% or more).",
+    )
+    max_null_share: float = Field(
+        default=0.1, ge=0, le=1, description="Warn when a feature has more missing values."
+    )
+    null_share_limits: dict[str, float] = Field(
+        # 2013's worst months: plane attributes 18% missing (tails not in the planes table),
+        # previous leg 52% (first leg of the day), wind_gust 86%, pressure 18%.
+        default={
+            **{
+                column: 0.3
+                for column in (
+                    "tailnum",
+                    "plane_manufacturer",
+                    "plane_type",
+                    "plane_engine",
+                    "plane_age",
+                    "plane_seats",
+                    "plane_engines",
+                )
+            },
+            "tail_prev_leg_delay": 0.7,
+            "tail_sched_gap_minutes": 0.7,
+            "wind_gust": 0.97,
+            "pressure": 0.35,
+        },
+        description="Per-column limits that replace max_null_share.",
+    )
 
 
 @dg.asset(
@@ -36,6 +82,8 @@ class FeatureConfig(dg.Config):
     retry_policy=FILE_RETRY,
     partitions_def=MONTHS,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
+    dagster_type=pandera_schema_to_dagster_type(schemas.FLIGHT_FEATURES),
+    check_specs=checks.check_specs("flight_features", checks.FEATURE_CHECKS),
 )
 def flight_features(
     context: dg.AssetExecutionContext,
@@ -44,7 +92,7 @@ def flight_features(
     raw_weather: pd.DataFrame,
     raw_planes: pd.DataFrame,
     mlflow_tracking: MlflowTracking,
-) -> dg.Output[pd.DataFrame]:
+) -> Iterator[dg.AssetCheckResult | dg.Output[pd.DataFrame]]:
     """A month's flights joined with origin weather, plane attributes and recent delays."""
     import mlflow
 
@@ -69,7 +117,32 @@ def flight_features(
                 "plane_coverage": summary.plane_coverage,
             }
         )
-    return dg.Output(
+        source = f"flight_features {month}"
+        yield from checks.report(
+            [
+                quality.schema_outcome(features, schemas.FLIGHT_FEATURES, source),
+                quality.duplicates_outcome(features, schemas.FEATURE_KEY, source),
+                quality.share_outcome(
+                    "label_rate",
+                    summary.delayed_share,
+                    (config.min_delayed_share, config.max_delayed_share),
+                    "the share of flights arriving 15+ minutes late",
+                    source,
+                ),
+                quality.share_outcome(
+                    "weather_coverage",
+                    summary.weather_coverage,
+                    (config.min_weather_coverage, 1.0),
+                    "the share of flights with origin weather",
+                    source,
+                ),
+                quality.null_rates_outcome(
+                    features, config.null_share_limits, config.max_null_share, source
+                ),
+            ],
+            kept=f"the stored features of {month}",
+        )
+    yield dg.Output(
         features,
         metadata={
             **table_metadata(features),

@@ -2,12 +2,15 @@
 
 import dagster as dg
 import pandas as pd
+from dagster_pandera import pandera_schema_to_dagster_type
 
+from mlops_assets.defs.freshness import PREDICTIONS_FRESHNESS
 from mlops_assets.defs.lineage import registered_model_data_version
 from mlops_assets.defs.metadata import OWNERS, table_metadata
 from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import MLFLOW_RETRY
 from mlops_assets.defs.registry import champion_data_version
+from mlops_assets.ml.schemas import FLIGHT_DELAY_PREDICTIONS
 from mlops_assets.records import CHAMPION
 from mlops_assets.resources import MlflowTracking
 
@@ -22,6 +25,8 @@ from mlops_assets.resources import MlflowTracking
     # Not an input: the champion is read from the registry, and the data version of
     # registered_model (the champion's) makes these predictions stale when it changes.
     deps=["registered_model"],
+    dagster_type=pandera_schema_to_dagster_type(FLIGHT_DELAY_PREDICTIONS),
+    freshness_policy=PREDICTIONS_FRESHNESS,
 )
 def flight_delay_predictions(
     context: dg.AssetExecutionContext,

@@ -117,20 +117,58 @@ def read_raw_csv(path: Path, schema: Mapping[str, str]) -> pd.DataFrame:
         LandingError: On an unreadable file, missing columns or values of the wrong type.
     """
     try:
-        return _read_typed(path, schema)
+        frame = _read_typed(path, schema)
     except (ValueError, TypeError, OSError, EOFError):
         pass  # read it again as text, to name the file, the column and the values at fault
+    else:
+        if frame.empty:
+            raise LandingError(f"{path}: the file has a header but no rows")
+        return frame
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=True, na_values=["NA"])
-    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise LandingError(f"{path}: cannot be read as gzip CSV: {error}") from error
+    except UnicodeDecodeError as error:
+        raise LandingError(f"{path}: {_not_utf8(path, error)}") from error
+    except (OSError, EOFError) as error:
+        raise LandingError(
+            f"{path}: not a complete gzip file (truncated or corrupt: {error}); land it again"
+        ) from error
+    except pd.errors.ParserError as error:
+        raise LandingError(f"{path}: not a well-formed CSV: {error}") from error
     except pd.errors.EmptyDataError as error:
-        raise LandingError(f"{path}: the file is empty") from error
+        raise LandingError(f"{path}: the file is empty (no header, no rows)") from error
     missing = [column for column in schema if column not in frame.columns]
     if missing:
-        raise LandingError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
+        extra = [column for column in frame.columns if column not in schema]
+        raise LandingError(
+            f"{path}: missing column(s) {missing}"
+            + (f"; unexpected column(s) {extra}" if extra else "")
+            + f"; found {list(frame.columns)}"
+        )
+    if frame.empty:
+        raise LandingError(f"{path}: the file has a header but no rows")
     return pd.DataFrame(
         {column: _coerce(path, column, frame[column], dtype) for column, dtype in schema.items()}
+    )
+
+
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    """Where the first byte that is not UTF-8 sits: its line and the text around it."""
+    import gzip
+
+    with gzip.open(path, "rb") as handle:
+        text = handle.read()
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as located:  # the parser's error is relative to its buffer
+        error = located
+    position = error.start
+    line = text.count(b"\n", 0, position) + 1
+    start = text.rfind(b"\n", 0, position) + 1
+    end = text.find(b"\n", position)
+    shown = text[start : end if end >= 0 else len(text)].decode("utf-8", errors="replace")
+    return (
+        f"not UTF-8 text: byte {error.object[error.start]:#04x} on line {line} "
+        f"({shown[:120]!r}); the feed must be encoded in UTF-8"
     )
 
 

@@ -1,0 +1,111 @@
+"""Data-quality checks run inside the raw and feature assets, one result per partition.
+
+The checks run on the table an asset has just built, before it is stored. Every result is
+reported (the UI shows it on the partition, with its numbers), then a failed *blocking*
+check stops the step with a message naming the file, the columns and the values: the
+partition stored before stays as it was, and nothing downstream (features, training, the
+``@champion``) ever sees the bad data. The other checks only warn.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+
+from mlops_assets.defs.partitions import MONTHS
+from mlops_assets.ml.quality import Outcome
+
+
+@dataclass(frozen=True)
+class Check:
+    """A data-quality check an asset runs on each partition it builds."""
+
+    name: str
+    blocking: bool
+    description: str
+
+
+SCHEMA = Check("schema", True, "Declared columns, dtypes, value ranges and allowed codes.")
+ROWS_IN_MONTH = Check("rows_in_month", True, "Every row of the month's file is in that month.")
+DUPLICATES = Check("duplicates", True, "No two rows share the natural key.")
+NULL_RATES = Check("null_rates", False, "Each column's share of missing values under its limit.")
+ROW_COUNT = Check("row_count", False, "Row count within a band of the previous month's.")
+IMPOSSIBLE_READINGS = Check(
+    "impossible_readings", False, "Readings outside physical limits (blanked and listed)."
+)
+LABEL_RATE = Check("label_rate", True, "The share of delayed flights is plausible.")
+WEATHER_COVERAGE = Check(
+    "weather_coverage", True, "Share of flights with an origin weather observation."
+)
+
+RAW_FLIGHTS_CHECKS = (SCHEMA, ROWS_IN_MONTH, DUPLICATES, NULL_RATES, ROW_COUNT)
+RAW_WEATHER_CHECKS = (*RAW_FLIGHTS_CHECKS, IMPOSSIBLE_READINGS)
+FEATURE_CHECKS = (SCHEMA, DUPLICATES, LABEL_RATE, WEATHER_COVERAGE, NULL_RATES)
+
+
+def check_specs(
+    asset: str, checks: Sequence[Check], *, partitioned: bool = True
+) -> list[dg.AssetCheckSpec]:
+    """The asset's check specs, partitioned by month like the asset when it is."""
+    return [
+        dg.AssetCheckSpec(
+            check.name,
+            asset=asset,
+            blocking=check.blocking,
+            description=check.description,
+            partitions_def=MONTHS if partitioned else None,
+        )
+        for check in checks
+    ]
+
+
+def _result(outcome: Outcome) -> dg.AssetCheckResult:
+    metadata: dict[str, dg.MetadataValue] = {
+        "summary": dg.MetadataValue.text(outcome.summary),
+        **{
+            key: dg.MetadataValue.text(value)
+            if isinstance(value, str)
+            else dg.MetadataValue.float(float(value))
+            for key, value in outcome.numbers.items()
+        },
+    }
+    if outcome.failures is not None and not outcome.failures.empty:
+        columns = [str(column) for column in outcome.failures.columns]
+        metadata["failures"] = dg.MetadataValue.table(
+            records=[
+                dg.TableRecord(
+                    {column: str(value) for column, value in zip(columns, row, strict=True)}
+                )
+                for row in outcome.failures.itertuples(index=False)
+            ],
+            schema=dg.TableSchema(columns=[dg.TableColumn(column, "string") for column in columns]),
+        )
+    return dg.AssetCheckResult(
+        check_name=outcome.check,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
+        description=outcome.summary,
+        metadata=metadata,
+    )
+
+
+def report(outcomes: Sequence[Outcome], kept: str) -> Iterator[dg.AssetCheckResult]:
+    """Yield every outcome as a check result, then fail the step if a blocking one failed.
+
+    Args:
+        outcomes: The checks' outcomes, one per check spec of the asset.
+        kept: What stays as it was when the step fails (named in the failure).
+
+    Raises:
+        dg.Failure: Not retried (the same data would fail again), when a blocking check failed.
+    """
+    for outcome in outcomes:
+        yield _result(outcome)
+    refused = [outcome for outcome in outcomes if outcome.blocking and not outcome.passed]
+    if refused:
+        raise dg.Failure(
+            description="\n".join(outcome.summary for outcome in refused)
+            + f"\nNot stored: {kept}.",
+            metadata={"failed_checks": ", ".join(outcome.check for outcome in refused)},
+            allow_retries=False,
+        )
