@@ -74,3 +74,17 @@ def is_transient(error: BaseException) -> bool:
         True when the error, or any error it was raised from, is a transient fault.
     """
     return any(_transient(link) for link in _chain(error))
+
+
+def root_cause(error: BaseException) -> str:
+    """The innermost error of the chain, as ``Type: message`` (e.g. the refused connection).
+
+    Args:
+        error: The exception a step raised.
+
+    Returns:
+        One line naming what actually happened, without the wrappers' repetitions.
+    """
+    *_, innermost = _chain(error)
+    text = str(innermost).strip().splitlines()
+    return f"{type(innermost).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -4,11 +4,18 @@ Every move of ``@champion`` or ``@challenger`` is written as a tag of the regist
 ``alias_move.<UTC time>.<alias>``, whose value is JSON: the alias, the version it left (or
 none), the version it points to, when, which Dagster run, and why. The MLflow UI shows them
 on the registered model's page; :func:`alias_history` lists them, oldest first.
+
+A move is recorded before the alias moves, so an alias never points anywhere without its
+record; the step that moves it can be retried (or its run re-executed) after an outage at any
+point: :func:`move_alias` completes a recorded move instead of recording it twice, and
+:func:`find_registration` finds the version an earlier attempt of the same registration
+created instead of registering another.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -17,6 +24,9 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 MOVE_TAG_PREFIX = "alias_move."
+REGISTRATION_TAGS = ("training_run_id", "evaluation_run_id", "dagster.root_run_id")
+"""Version tags that identify one registration: the model, its evaluation, and the Dagster run
+(with its re-executions, which share the root run)."""
 
 
 class RegistryError(Exception):
@@ -47,6 +57,30 @@ def current_version(client: MlflowClient, name: str, alias: str) -> str | None:
         raise
 
 
+def record_move(
+    client: MlflowClient,
+    name: str,
+    alias: str,
+    version: str,
+    *,
+    from_version: str | None,
+    dagster_run_id: str,
+    reason: str,
+) -> AliasMove:
+    """Record on the registered model that ``alias`` moves to ``version``; it does not move it."""
+    move = AliasMove(
+        alias=alias,
+        from_version=from_version,
+        to_version=version,
+        at=datetime.now(UTC).isoformat(timespec="microseconds"),
+        dagster_run_id=dagster_run_id,
+        reason=reason,
+    )
+    key = f"{MOVE_TAG_PREFIX}{move.at.replace(':', '-').replace('+', 'Z')}.{alias}"
+    client.set_registered_model_tag(name, key, json.dumps(asdict(move)))
+    return move
+
+
 def move_alias(
     client: MlflowClient,
     name: str,
@@ -56,18 +90,30 @@ def move_alias(
     dagster_run_id: str,
     reason: str,
 ) -> AliasMove:
-    """Point ``alias`` at ``version`` and record the move on the registered model."""
-    move = AliasMove(
-        alias=alias,
-        from_version=current_version(client, name, alias),
-        to_version=version,
-        at=datetime.now(UTC).isoformat(timespec="microseconds"),
-        dagster_run_id=dagster_run_id,
-        reason=reason,
-    )
-    client.set_registered_model_alias(name, alias, version)
-    key = f"{MOVE_TAG_PREFIX}{move.at.replace(':', '-').replace('+', 'Z')}.{alias}"
-    client.set_registered_model_tag(name, key, json.dumps(asdict(move)))
+    """Record the move of ``alias`` to ``version`` on the registered model, then make it.
+
+    When the alias's latest record already points it at ``version`` and the alias is still
+    where that record says it left, or already moved (an attempt that stopped between the two
+    requests, or after both), the recorded move is completed and returned: nothing is recorded
+    twice.
+    """
+    current = current_version(client, name, alias)
+    history = alias_history(client, name, alias)
+    last = history[-1] if history else None
+    if last is not None and last.to_version == version and current in (last.from_version, version):
+        move = last
+    else:
+        move = record_move(
+            client,
+            name,
+            alias,
+            version,
+            from_version=current,
+            dagster_run_id=dagster_run_id,
+            reason=reason,
+        )
+    if current != version:
+        client.set_registered_model_alias(name, alias, version)
     return move
 
 
@@ -80,6 +126,24 @@ def alias_history(client: MlflowClient, name: str, alias: str | None = None) -> 
         if key.startswith(MOVE_TAG_PREFIX)
     ]
     return sorted((m for m in moves if alias is None or m.alias == alias), key=lambda move: move.at)
+
+
+def find_registration(client: MlflowClient, name: str, tags: Mapping[str, str]) -> str | None:
+    """The version an earlier attempt of this registration created, or None.
+
+    Args:
+        client: The registry.
+        name: The registered model.
+        tags: The new version's tags; those of :data:`REGISTRATION_TAGS` identify it.
+
+    Returns:
+        The (oldest) version whose registration tags all equal ``tags``'s.
+    """
+    found = client.search_model_versions(
+        f"name = '{name}' and tags.training_run_id = '{tags['training_run_id']}'"
+    )
+    same = [v for v in found if all(v.tags.get(k) == tags[k] for k in REGISTRATION_TAGS)]
+    return str(min(int(v.version) for v in same)) if same else None
 
 
 def rollback_target(history: list[AliasMove], current: str | None, requested: str | None) -> str:

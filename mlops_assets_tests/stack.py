@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,8 +82,12 @@ class Server:
         text = self.log.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
-    def stop(self, grace: float = 20.0) -> None:
+    def stop(self, grace: float = 20.0, crash: bool = False) -> None:
         """Stop the whole process group: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+        Args:
+            grace: Seconds each signal is given.
+            crash: SIGKILL at once, as when the machine or the process dies.
 
         Raises:
             AssertionError: When a process of the group survives SIGKILL.
@@ -94,7 +98,9 @@ class Server:
             self.process.poll()  # reap the leader, else it lingers as a zombie
             return not group_members(group)
 
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        with suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGCONT)  # a paused group cannot act on SIGTERM
+        for sig in (signal.SIGKILL,) if crash else (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(group, sig)
             except ProcessLookupError:
@@ -107,6 +113,14 @@ class Server:
         self.process.wait(timeout=grace)
         if left := group_members(group):
             raise AssertionError(f"{self.name}: processes {left} survived SIGKILL")
+
+    def pause(self) -> None:
+        """Freeze every process of the group (SIGSTOP): connections wait, nothing answers."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused group run again (SIGCONT)."""
+        os.killpg(self.process.pid, signal.SIGCONT)
 
 
 def _live_processes() -> Iterator[tuple[Path, int]]:
@@ -154,7 +168,7 @@ class LocalStack:
 
 def _start(name: str, command: list[str], env: dict[str, str], logs: Path) -> Server:
     log = logs / f"{name}.log"
-    with log.open("wb") as handle:
+    with log.open("ab") as handle:
         process = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -218,20 +232,7 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
     servers = [
         _start(
             "mlflow",
-            [
-                str(BIN / "mlflow"),
-                "server",
-                "--workers",
-                "1",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(mlflow_port),
-                "--backend-store-uri",
-                env["MLFLOW_TRACKING_URI"],
-                "--default-artifact-root",
-                str(data / "mlartifacts"),
-            ],
+            mlflow_server_command(mlflow_port, env["MLFLOW_TRACKING_URI"], data / "mlartifacts"),
             env,
             logs,
         )
@@ -266,6 +267,104 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
     left = processes_using(str(home)) + processes_using(str(data))
     if left:
         raise AssertionError(f"processes left running after the stack stopped: {left}")
+
+
+def mlflow_server_command(port: int, backend_store_uri: str, artifacts: Path) -> list[str]:
+    """``mlflow server`` as ``make run`` starts it, on ``port`` of the loopback interface."""
+    return [
+        str(BIN / "mlflow"),
+        "server",
+        "--workers",
+        "1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend_store_uri,
+        "--default-artifact-root",
+        str(artifacts),
+    ]
+
+
+class MlflowServer:
+    """A real ``mlflow server`` on a fixed loopback port, that can be stopped and started again.
+
+    Its SQLite store and artifacts live under ``root``; every start appends to one log.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.store_uri = f"sqlite:///{root / 'mlflow.db'}"
+        self._server: Server | None = None
+        root.mkdir(parents=True, exist_ok=True)
+        # The server's job runner (GenAI jobs) is not needed: one process fewer to start.
+        self._env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+    @property
+    def running(self) -> bool:
+        """Whether a server process was started and has not been stopped."""
+        return self._server is not None
+
+    def start(self, wait: bool = True) -> None:
+        """Start the server on its port; with ``wait``, return once it answers /health."""
+        assert self._server is None, "the MLflow server is already running"
+        command = mlflow_server_command(self.port, self.store_uri, self.root / "artifacts")
+        self._server = _start("mlflow", command, self._env, self.root)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 240) -> None:
+        """Wait until the server answers /health (fail with its log if it exits)."""
+        server = self._server
+        assert server is not None, "the MLflow server was not started"
+
+        def ready() -> bool:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited:\n{server.tail()}")
+            return http_ok(f"{self.url}/health")
+
+        wait_until(ready, timeout, f"the MLflow server on {self.url}", interval=0.2)
+
+    def stop(self, crash: bool = False) -> None:
+        """Stop every process of the server (SIGKILL at once with ``crash``)."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.stop(crash=crash)
+
+    def pause(self) -> None:
+        """Freeze the server: requests are accepted by the kernel, but nothing answers."""
+        assert self._server is not None
+        self._server.pause()
+
+    def resume(self) -> None:
+        """Let a paused server answer again."""
+        assert self._server is not None
+        self._server.resume()
+
+    def tail(self, lines: int = 40) -> str:
+        """The end of the server's log."""
+        log = self.root / "mlflow.log"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def mlflow_server(root: Path) -> Iterator[MlflowServer]:
+    """A started :class:`MlflowServer`; on exit it is stopped, and its log is added to any
+    failure. Fails if any process that used its store is left running."""
+    server = MlflowServer(root)
+    try:
+        server.start()
+        yield server
+    except BaseException as error:
+        error.add_note(f"--- mlflow server log ---\n{server.tail()}")
+        raise
+    finally:
+        server.stop()
+    if left := processes_using(server.store_uri):
+        raise AssertionError(f"processes of the MLflow server left running: {left}")
 
 
 @contextmanager

@@ -1,21 +1,27 @@
-"""Which errors the steps retry: transient faults only, wherever they sit in the chain."""
+"""Which errors the steps retry (transient faults only, wherever they sit in the chain), and
+how long a step retries through an MLflow outage."""
 
 from __future__ import annotations
 
 import errno
 import gzip
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import requests
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UNAVAILABLE
 from sqlalchemy.exc import OperationalError
 
 from mlops_assets import definitions, landing
-from mlops_assets.faults import is_transient
+from mlops_assets.defs.policies import MLFLOW_RETRY, longest_retry_wait, mlflow_outage_wait
+from mlops_assets.faults import is_transient, root_cause
+from mlops_assets.resources import MlflowTracking
 from mlops_assets_tests.contract import step_failure
+from mlops_assets_tests.stack import free_port
 
 
 def _raised_from(outer: BaseException, cause: BaseException) -> BaseException:
@@ -90,3 +96,58 @@ def test_an_input_never_materialized_fails_once_and_names_it(
     description = step_failure(result)
     assert "input raw_planes is not stored at " in description
     assert description.endswith(": materialize raw_planes first")
+
+
+def test_the_innermost_cause_names_what_happened() -> None:
+    error = _raised_from(
+        MlflowException("API request to http://127.0.0.1:5000/api/2.0/... failed with exception"),
+        ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+    )
+    assert root_cause(error) == "ConnectionRefusedError: [Errno 111] Connection refused"
+
+
+def test_the_tracking_resource_caps_mlflow_http_retries_in_its_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+    )
+
+    tracking = MlflowTracking(http_timeout_seconds=7)
+    for name in tracking.http_environment():
+        monkeypatch.delenv(name, raising=False)  # restored after the test
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")  # a user's own setting
+    seen: dict[str, int] = {}
+
+    @dg.asset
+    def probe(mlflow_tracking: MlflowTracking) -> None:
+        seen["retries"] = MLFLOW_HTTP_REQUEST_MAX_RETRIES.get()
+        seen["timeout"] = MLFLOW_HTTP_REQUEST_TIMEOUT.get()
+
+    assert dg.materialize([probe], resources={"mlflow_tracking": tracking}).success
+    assert seen == {"retries": 2, "timeout": 7}
+
+
+def test_a_request_to_a_server_that_is_down_fails_within_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tracking = MlflowTracking()
+    for name, value in tracking.http_environment().items():
+        monkeypatch.setenv(name, value)
+    started = time.monotonic()
+    with pytest.raises(MlflowException) as raised:
+        MlflowClient(f"http://127.0.0.1:{free_port()}").search_experiments()
+    took = time.monotonic() - started
+    assert is_transient(raised.value)
+    # urllib3 retries at once, then after 2 s + up to 1 s of jitter: what the resource computes.
+    assert 2.0 <= took <= tracking.request_wait_seconds() + 1.0, took
+
+
+def test_the_longest_outage_an_mlflow_step_retries_through() -> None:
+    assert longest_retry_wait(MLFLOW_RETRY) == 60  # 2 + 6 + 14 + 30 s, each at most +2 s
+    assert mlflow_outage_wait(MlflowTracking()) == 75  # server down: 5 attempts x 3 s + 60 s
+    assert mlflow_outage_wait(MlflowTracking(), hung=True) == 375  # 5 x (3 + 3 x 15 + 15) + 60
+    # MLflow's own defaults (7 retries, backoff factor 2, 120 s timeout) would be 22 minutes.
+    defaults = MlflowTracking(http_max_retries=7, http_backoff_factor=2, http_timeout_seconds=120)
+    assert mlflow_outage_wait(defaults) > 20 * 60

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from mlops_assets import definitions, landing, rebuild
+from mlops_assets.defs.freshness import freshness_violation_sensor
 from mlops_assets.defs.run_monitoring import notify_run_failure_sensor
 from mlops_assets.resources import Notifier
 from mlops_assets_tests.contract import FAST_RUN_CONFIG
@@ -161,3 +162,69 @@ def test_a_failed_run_a_promotion_and_a_rollback_are_posted(
         "Reason: v3 misbehaves"
     )
     assert all(SECRET not in str(event) for event in rollback.all_events)
+
+
+def test_a_stale_champion_and_predictions_turn_fail_in_the_daemon_and_are_posted(
+    webhooks: Webhooks, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance
+) -> None:
+    """The real freshness daemon loop evaluates the shipped policies; the sensor posts it."""
+    from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster._daemon.freshness import FreshnessDaemon
+
+    monkeypatch.setenv("MLOPS_SLACK_WEBHOOK_URL", f"{webhooks.url}/ok/slack/{SECRET}")
+    assert instance.freshness_enabled
+    landed = time.time()
+    instance.report_runless_asset_event(dg.AssetMaterialization("registered_model"))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("flight_delay_predictions", partition="2013-12")
+    )
+    target = ModuleTarget(
+        module_name="mlops_assets.definitions",
+        attribute="defs",
+        working_directory=str(Path(__file__).parents[1]),
+        location_name="mlops_assets",
+    )
+
+    def states_at(hours: float) -> dict[str, str]:
+        with freeze_time(landed + hours * 3600):
+            list(FreshnessDaemon().run_iteration(workspace))
+        records = instance.get_freshness_state_records(
+            [dg.AssetKey("registered_model"), dg.AssetKey("flight_delay_predictions")]
+        )
+        return {key.to_user_string(): r.freshness_state.value for key, r in records.items()}
+
+    def tick(cursor: str | None) -> tuple[str, str | None]:
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"notifier": Notifier()}
+        )
+        result = freshness_violation_sensor(context)
+        assert isinstance(result, dg.SkipReason)
+        return str(result.skip_message), context.cursor
+
+    with create_test_daemon_workspace_context(target, instance) as workspace:
+        assert states_at(1) == {"registered_model": "PASS", "flight_delay_predictions": "PASS"}
+        message, cursor = tick(None)
+        assert message == "no change of freshness state to report" and not webhooks.received
+
+        assert states_at(30) == {"registered_model": "PASS", "flight_delay_predictions": "WARN"}
+        message, cursor = tick(cursor)
+        assert message == "flight_delay_predictions: PASS -> WARN"
+
+        assert states_at(9 * 24) == {
+            "registered_model": "FAIL",
+            "flight_delay_predictions": "FAIL",
+        }
+        message, cursor = tick(cursor)
+        assert "registered_model: PASS -> FAIL" in message
+        assert "flight_delay_predictions: WARN -> FAIL" in message
+        # Told once: the next tick, with the same states, posts nothing more.
+        assert tick(cursor)[0] == "no change of freshness state to report"
+
+    titles = [body["text"].splitlines()[0] for body in webhooks.bodies("/ok/slack")]
+    assert titles == [
+        "*Freshness WARN: flight_delay_predictions*",
+        "*Freshness FAIL: registered_model*",
+        "*Freshness FAIL: flight_delay_predictions*",
+    ]
+    assert SECRET not in json.dumps([body for _, body in webhooks.received])

@@ -5,8 +5,9 @@ import json
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.defs.freshness import CHAMPION_FRESHNESS
 from mlops_assets.defs.metadata import OWNERS
-from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE
+from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE, REGISTRY_POOL
 from mlops_assets.records import (
     CHALLENGER,
     CHAMPION,
@@ -58,8 +59,10 @@ class RegistryConfig(dg.Config):
     owners=OWNERS,
     code_version="3",
     retry_policy=MLFLOW_RETRY,
+    pool=REGISTRY_POOL,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
+    freshness_policy=CHAMPION_FRESHNESS,
 )
 def registered_model(
     context: dg.AssetExecutionContext,
@@ -72,13 +75,14 @@ def registered_model(
     """Registry version of the model: @challenger always, @champion when it beats the champion."""
     import mlflow
 
-    from mlops_assets.ml.promotion import GateSettings, champion_gate
-    from mlops_assets.model_registry import move_alias
+    from mlops_assets.ml.promotion import GateDecision, GateSettings, champion_gate
+    from mlops_assets.model_registry import find_registration, move_alias
     from mlops_assets.provenance import EVALUATION_CONFIG_TAG
 
     name = mlflow_tracking.model_name
     client = mlflow_tracking.client()
-    with mlflow_tracking.asset_run(context) as run:
+    # One registration at a time: the pool, and the lock for when the pool's claim races.
+    with mlflow_tracking.registry_lock(context), mlflow_tracking.asset_run(context) as run:
         if model_evaluation.model_uri != trained_model.model_uri:
             raise dg.Failure(
                 allow_retries=False,
@@ -88,17 +92,8 @@ def registered_model(
                 ),
             )
         roc_auc = model_evaluation.metrics["roc_auc"]
-        previous = mlflow_tracking.alias_version(CHAMPION)
         compared = model_evaluation.champion
-        if previous != (compared.version if compared else None):
-            raise dg.Failure(
-                allow_retries=False,
-                description=(
-                    f"@champion is version {previous} but model_evaluation compared against "
-                    f"{compared.version if compared else 'no champion'}: it moved since; "
-                    "materialize model_evaluation again."
-                ),
-            )
+        previous = compared.version if compared else None
         decision = champion_gate(
             model_evaluation.metrics,
             compared.auc if compared else None,
@@ -115,26 +110,42 @@ def registered_model(
             if compared
             else {}
         )
-        registered = mlflow.register_model(
-            trained_model.model_uri,
-            name,
-            tags={
-                "holdout_month": str(model_evaluation.holdout_month),
-                "holdout_roc_auc": f"{roc_auc:.6f}",
-                "training_run_id": trained_model.run_id,
-                "evaluation_run_id": model_evaluation.run_id,
-                "dagster.run_id": context.run.run_id,
-                "gate": "passed" if decision.promote else "failed",
-                "gate_reason": decision.reason,
-                "candidate": trained_model.candidate,
-                "train_months": ",".join(trained_model.train_months),
-                **comparison_tags,
-                # What reproduce_job needs to rebuild this version.
-                **trained_model.provenance,
-                EVALUATION_CONFIG_TAG: json.dumps(model_evaluation.config, sort_keys=True),
-            },
-        )
-        version = str(registered.version)
+        tags = {
+            "holdout_month": str(model_evaluation.holdout_month),
+            "holdout_roc_auc": f"{roc_auc:.6f}",
+            "training_run_id": trained_model.run_id,
+            "evaluation_run_id": model_evaluation.run_id,
+            "dagster.run_id": context.run.run_id,
+            "dagster.root_run_id": context.run.root_run_id or context.run.run_id,
+            "gate": "passed" if decision.promote else "failed",
+            "gate_reason": decision.reason,
+            "candidate": trained_model.candidate,
+            "train_months": ",".join(trained_model.train_months),
+            **comparison_tags,
+            # What reproduce_job needs to rebuild this version.
+            **trained_model.provenance,
+            EVALUATION_CONFIG_TAG: json.dumps(model_evaluation.config, sort_keys=True),
+        }
+        # An earlier attempt (or the run this one re-executes) may have registered the version
+        # and moved some aliases before MLflow went away: finish that registration, as decided.
+        version = find_registration(client, name, tags)
+        current = mlflow_tracking.alias_version(CHAMPION)
+        if current != previous and (version is None or current != version):
+            raise dg.Failure(
+                allow_retries=False,
+                description=(
+                    f"@champion is version {current} but model_evaluation compared against "
+                    f"{previous or 'no champion'}: it moved since; "
+                    "materialize model_evaluation again."
+                ),
+            )
+        if version is None:
+            # The decision is in the version's tags, written with it in one request.
+            version = str(mlflow.register_model(trained_model.model_uri, name, tags=tags).version)
+        else:
+            recorded = client.get_model_version(name, version).tags
+            decision = GateDecision(recorded["gate"] == "passed", recorded["gate_reason"])
+            context.log.info(f"version {version} was registered by an earlier attempt: completing")
         client.update_model_version(
             name,
             version,
@@ -218,6 +229,7 @@ def registered_model(
 @dg.asset_check(
     asset=registered_model,
     blocking=True,
+    retry_policy=MLFLOW_RETRY,
     description="@champion exists and is a version that passed the gate (or a recorded "
     "rollback): nothing downstream uses an ungated model.",
 )

@@ -1,13 +1,18 @@
 """The rollback job: move @champion back to the previous champion or a named version."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs.lineage import DATA_VERSION_TAG, latest_materialization
-from mlops_assets.defs.policies import MLFLOW_RETRY
+from mlops_assets.defs.policies import MLFLOW_RETRY, REGISTRY_POOL
 from mlops_assets.defs.registry import champion_data_version
 from mlops_assets.records import CHAMPION
 from mlops_assets.resources import MlflowTracking, Notifier
+
+if TYPE_CHECKING:
+    from mlops_assets.model_registry import AliasMove
 
 REGISTERED_MODEL = dg.AssetKey("registered_model")
 
@@ -55,14 +60,15 @@ def champion_materialization(
     )
 
 
-@dg.op(retry_policy=MLFLOW_RETRY, tags={"kind": "mlflow"})
-def roll_back_champion(
-    context: dg.OpExecutionContext,
-    config: RollbackConfig,
-    mlflow_tracking: MlflowTracking,
-    notifier: Notifier,
-) -> None:
-    """Move @champion to the target version and record who, when and why."""
+def _roll_back(
+    context: dg.OpExecutionContext, config: RollbackConfig, mlflow_tracking: MlflowTracking
+) -> "AliasMove":
+    """Move @champion as configured, or complete the move this run recorded before an outage.
+
+    A rollback is recorded, then made (``model_registry.move_alias``). A retry, or a
+    re-execution of the run, finds the record its run group wrote and completes that move,
+    rather than computing a new target from the history its own record changed.
+    """
     from mlflow.exceptions import MlflowException
 
     from mlops_assets.model_registry import (
@@ -74,21 +80,38 @@ def roll_back_champion(
 
     client, name = mlflow_tracking.client(), mlflow_tracking.model_name
     current = mlflow_tracking.alias_version(CHAMPION)
-    try:
-        target = rollback_target(
-            alias_history(client, name, CHAMPION) if current else [],
-            current,
-            config.target_version,
-        )
-    except RegistryError as error:
-        raise dg.Failure(description=f"rollback refused: {error}", allow_retries=False) from error
-    try:
-        client.get_model_version(name, target)
-    except MlflowException as error:
+    history = alias_history(client, name, CHAMPION) if current else []
+    group = context.instance.get_run_group(context.run_id)
+    runs = {run.run_id for run in group[1]} if group else {context.run_id}
+    recorded = [move for move in history if move.dagster_run_id in runs]
+    if recorded and recorded[-1] != history[-1]:
         raise dg.Failure(
-            description=f"rollback refused: {name} has no version {target!r} ({error.message})",
             allow_retries=False,
-        ) from error
+            description=f"this run recorded the rollback of @champion from "
+            f"{recorded[-1].from_version} to {recorded[-1].to_version}, but run "
+            f"{history[-1].dagster_run_id} has moved @champion since (to "
+            f"{history[-1].to_version}): nothing more is moved; launch a new rollback if it "
+            "is still wanted.",
+        )
+    if recorded:
+        target = recorded[-1].to_version
+        context.log.info(f"completing the rollback to version {target} this run recorded")
+    else:
+        try:
+            target = rollback_target(history, current, config.target_version)
+        except RegistryError as error:
+            raise dg.Failure(
+                description=f"rollback refused: {error}", allow_retries=False
+            ) from error
+        try:
+            client.get_model_version(name, target)
+        except MlflowException as error:
+            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
+            raise dg.Failure(
+                description=f"rollback refused: {name} has no version {target!r} ({error.message})",
+                allow_retries=False,
+            ) from error
     move = move_alias(
         client,
         name,
@@ -97,7 +120,21 @@ def roll_back_champion(
         dagster_run_id=context.run_id,
         reason=f"rollback: {config.reason}",
     )
-    client.set_model_version_tag(name, str(current), "rolled_back_by_run", context.run_id)
+    client.set_model_version_tag(name, str(move.from_version), "rolled_back_by_run", context.run_id)
+    return move
+
+
+@dg.op(retry_policy=MLFLOW_RETRY, pool=REGISTRY_POOL, tags={"kind": "mlflow"})
+def roll_back_champion(
+    context: dg.OpExecutionContext,
+    config: RollbackConfig,
+    mlflow_tracking: MlflowTracking,
+    notifier: Notifier,
+) -> None:
+    """Move @champion to the target version and record who, when and why."""
+    with mlflow_tracking.classify_faults(context), mlflow_tracking.registry_lock(context):
+        move = _roll_back(context, config, mlflow_tracking)
+    name, current, target = mlflow_tracking.model_name, str(move.from_version), move.to_version
     notifier.send(
         title=f"{name}: @champion rolled back from version {current} to {target}",
         text=f"Reason: {config.reason}",
