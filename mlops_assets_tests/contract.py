@@ -14,6 +14,7 @@ ASSET_KEYS = (
     "model_evaluation",
     "registered_model",
     "flight_delay_predictions",
+    "feature_drift",
 )
 
 FAST_RUN_CONFIG = {

@@ -12,18 +12,26 @@ from mlops_assets.defs.partitions import MONTHS
 from mlops_assets.defs.reproduce import ReproduceConfig
 from mlops_assets.defs.rollback import RollbackConfig
 
-MONTHLY = {"raw_flights", "raw_weather", "flight_features", "flight_delay_predictions"}
+MONTHLY = {
+    "raw_flights",
+    "raw_weather",
+    "flight_features",
+    "flight_delay_predictions",
+    "feature_drift",
+}
 # 2: month partitions (the model assets read them as a mapping); 3: model candidates and
-# provenance in trained_model; 4: the evaluation config recorded; 3: provenance on the version.
+# provenance in trained_model; 4: the evaluation config recorded; 3: provenance on the version;
+# 4: trained_model records the drift reference of its training rows.
 CODE_VERSIONS = {
-    "raw_flights": "2",
-    "raw_weather": "2",
-    "raw_planes": "2",
+    "raw_flights": "3",
+    "raw_weather": "3",
+    "raw_planes": "3",
     "flight_features": "2",
-    "trained_model": "3",
+    "trained_model": "4",
     "model_evaluation": "4",
     "registered_model": "3",
     "flight_delay_predictions": "1",
+    "feature_drift": "1",
 }
 ASSETS = {
     "raw_flights": set(),
@@ -34,6 +42,7 @@ ASSETS = {
     "model_evaluation": {"flight_features", "trained_model"},
     "registered_model": {"trained_model", "model_evaluation"},
     "flight_delay_predictions": {"flight_features", "registered_model"},
+    "feature_drift": {"flight_features", "registered_model"},
 }
 
 
@@ -57,6 +66,7 @@ def test_definitions_validate_and_bind_every_resource() -> None:
         "raw_flights",
         "raw_weather",
         "flight_features",
+        "feature_drift",
     }
     planes_job = defs.resolve_job_def("planes_job")
     assert {key.to_user_string() for key in planes_job.asset_layer.executable_asset_keys} == {
@@ -71,8 +81,13 @@ def test_definitions_validate_and_bind_every_resource() -> None:
     scoring_job = defs.resolve_job_def("scoring_job")
     assert scoring_job.partitions_def == MONTHS
     assert {key.to_user_string() for key in scoring_job.asset_layer.executable_asset_keys} == {
-        "flight_delay_predictions"
+        "flight_delay_predictions",
+        "feature_drift",
     }
+    drift_check = dg.AssetCheckKey(dg.AssetKey("feature_drift"), "drift_within_thresholds")
+    assert drift_check in graph.asset_check_keys
+    for job in (month_job, scoring_job):
+        assert drift_check in job.asset_layer.asset_graph.asset_check_keys
     retrain_job = defs.resolve_job_def("retrain_job")
     assert {key.to_user_string() for key in retrain_job.asset_layer.executable_asset_keys} == {
         "trained_model",
@@ -110,7 +125,7 @@ def test_schedules_and_sensors_start_stopped() -> None:
         assert schedule.execution_timezone == "UTC"
         assert schedule.job_name == job
         assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    for name in ("automation_sensor", "landing_zone_sensor"):
+    for name in ("automation_sensor", "landing_zone_sensor", "drift_retrain_sensor"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
     # Bookkeeping only, so on by default: it closes MLflow runs that a failed run left open.
     for name in ("mlflow_run_failure_sensor", "notify_run_failure_sensor"):

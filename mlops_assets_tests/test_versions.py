@@ -67,6 +67,7 @@ JOB_OF = {
     "raw_flights": "month_job",
     "raw_weather": "month_job",
     "flight_delay_predictions": "scoring_job",
+    "feature_drift": "scoring_job",
 }
 
 
@@ -130,15 +131,16 @@ def test_a_changed_landing_file_makes_the_features_and_model_unsynced(project: P
     landing.land_bytes(december, gzip.compress("\n".join(rows[:-100]).encode() + b"\n"), force=True)
     _materialize(definitions.defs, project, {("raw_flights", "2013-12")})
     rounds = _materialize_unsynced_until_in_sync(definitions.defs, project, project.current_url)
-    # December's predictions were scored from the old features. The retrained model is the
-    # same (trained on January to November): it does not beat the champion, whose data
-    # version stays, so the other months' predictions stay in sync.
+    # December's predictions and drift were computed from the old features. The retrained
+    # model is the same (trained on January to November): it does not beat the champion, whose
+    # data version stays, so the other months' predictions and drift stay in sync.
     assert rounds == [
         {("flight_features", "2013-12")},
         {
             ("trained_model", None),
             ("model_evaluation", None),
             ("flight_delay_predictions", "2013-12"),
+            ("feature_drift", "2013-12"),
         },
         {("registered_model", None)},
     ]
@@ -167,6 +169,7 @@ def test_a_code_version_bump_makes_the_changed_asset_and_then_its_downstream_uns
     assert rounds == [
         {("flight_features", month) for month in months},
         {("trained_model", None), ("model_evaluation", None)}
-        | {("flight_delay_predictions", month) for month in months},
+        | {("flight_delay_predictions", month) for month in months}
+        | {("feature_drift", month) for month in months},
         {("registered_model", None)},
     ]

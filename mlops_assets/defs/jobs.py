@@ -1,14 +1,19 @@
-"""Jobs: one month's data, the planes reference, and the model."""
+"""Jobs: one month's data, the planes reference, the model, and a month's scoring."""
 
 import dagster as dg
 
-MONTH_ASSETS = dg.AssetSelection.assets("raw_flights", "raw_weather", "flight_features")
+# feature_drift measures the month against @champion as soon as it lands (it materializes
+# nothing while there is no champion) and again whenever the month is scored.
+MONTH_ASSETS = dg.AssetSelection.assets(
+    "raw_flights", "raw_weather", "flight_features", "feature_drift"
+)
 MODEL_ASSETS = dg.AssetSelection.groups("training", "evaluation", "registry")
 
 month_job = dg.define_asset_job(
     "month_job",
     selection=MONTH_ASSETS,
-    description="Read one month's landed files and build that month's features.",
+    description="Read one month's landed files, build that month's features and measure their "
+    "drift against @champion's training rows.",
 )
 
 planes_job = dg.define_asset_job(
@@ -25,6 +30,7 @@ retrain_job = dg.define_asset_job(
 
 scoring_job = dg.define_asset_job(
     "scoring_job",
-    selection=dg.AssetSelection.assets("flight_delay_predictions"),
-    description="Score one month's flights with @champion.",
+    selection=dg.AssetSelection.assets("flight_delay_predictions", "feature_drift"),
+    description="Score one month's flights with @champion and measure the month's drift "
+    "against its training rows.",
 )

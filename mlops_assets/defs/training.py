@@ -81,7 +81,7 @@ def candidate_workers(config: TrainingConfig) -> int:
     group_name="training",
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
-    code_version="3",
+    code_version="4",
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
@@ -96,6 +96,7 @@ def trained_model(
     import mlflow
 
     from mlops_assets.ml.candidates import select_and_train
+    from mlops_assets.ml.drift import REFERENCE_ARTIFACT, profile_training_window
     from mlops_assets.ml.features import FEATURE_COLUMNS
     from mlops_assets.ml.packaging import log_pyfunc_model
     from mlops_assets.ml.training import temporal_split
@@ -158,6 +159,14 @@ def trained_model(
                 "train_delayed_share": float(split.train["is_delayed"].mean()),
             }
         )
+        # What feature_drift measures months against: the rows this model was fitted on.
+        drift_reference = profile_training_window(
+            split.train,
+            split.train_months,
+            lambda rows: outcome.model.predict_proba(rows)[:, 1],
+            seed=config.random_seed,
+        )
+        mlflow.log_text(drift_reference.to_json(), REFERENCE_ARTIFACT)
         info = log_pyfunc_model(outcome.model, split.holdout[list(FEATURE_COLUMNS)].head(5))
     reference = ModelReference(
         model_uri=info.model_uri,
