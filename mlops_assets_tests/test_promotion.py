@@ -219,6 +219,11 @@ def test_every_alias_move_is_recorded_and_rollback_restores_the_previous_champio
 
     assert "has no version '7'" in _refusal(_rollback(instance, reason="typo", target_version="7"))
     assert "already @champion" in _refusal(_rollback(instance, reason="same", target_version="1"))
+    client.set_model_version_tag(MODEL, "2", "gate", "failed")
+    ungated_target = _rollback(instance, reason="to a refused one", target_version="2")
+    assert "version 2 did not pass the gate (gate: failed)" in _refusal(ungated_target)
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+    client.set_model_version_tag(MODEL, "2", "gate", "passed")
     named = _rollback(instance, reason="back to the better one", target_version="2")
     assert named.success
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"

@@ -104,7 +104,7 @@ def _roll_back(
                 description=f"rollback refused: {error}", allow_retries=False
             ) from error
         try:
-            client.get_model_version(name, target)
+            gate = client.get_model_version(name, target).tags.get("gate", "missing")
         except MlflowException as error:
             if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise
@@ -112,6 +112,14 @@ def _roll_back(
                 description=f"rollback refused: {name} has no version {target!r} ({error.message})",
                 allow_retries=False,
             ) from error
+        if gate != "passed":
+            # Nothing downstream may use an ungated champion (champion_passed_the_gate):
+            # moving it there would stop the scoring instead of restoring it.
+            raise dg.Failure(
+                description=f"rollback refused: version {target} did not pass the gate "
+                f"(gate: {gate}); roll back to a version whose gate passed",
+                allow_retries=False,
+            )
     move = move_alias(
         client,
         name,
