@@ -1,6 +1,7 @@
 """Raw assets: the landing zone's files, read into typed tables, one partition per month."""
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -85,20 +86,40 @@ def _output(
     )
 
 
+@dataclass(frozen=True)
+class MonthlyTable:
+    """A table landed one file per month, and how its files are read and checked."""
+
+    name: str
+    types: Mapping[str, str]
+    schema: pa.DataFrameSchema
+    key: Sequence[str]
+    limits: Mapping[str, tuple[float, float]]
+    """Readings outside these bounds are blanked and reported (sensor glitches)."""
+
+
+FLIGHTS = MonthlyTable(
+    "flights", raw.FLIGHTS_SCHEMA, schemas.RAW_FLIGHTS, schemas.FLIGHT_KEY, limits={}
+)
+WEATHER = MonthlyTable(
+    "weather", raw.WEATHER_SCHEMA, schemas.RAW_WEATHER, schemas.WEATHER_KEY, schemas.WEATHER_LIMITS
+)
+
+
 def _month_outcomes(
+    table: MonthlyTable,
     current: pd.DataFrame,
     previous: pd.DataFrame | None,
+    masked: Mapping[str, list[float]],
     month: str,
     path: Path,
-    schema: pa.DataFrameSchema,
-    key: Sequence[str],
     config: RawChecksConfig,
 ) -> list[quality.Outcome]:
     source = str(path)
-    return [
-        quality.schema_outcome(current, schema, source),
+    outcomes = [
+        quality.schema_outcome(current, table.schema, source),
         quality.month_outcome(current, month, source),
-        quality.duplicates_outcome(current, key, source),
+        quality.duplicates_outcome(current, table.key, source),
         quality.null_rates_outcome(
             current, config.null_share_limits, config.max_null_share, source
         ),
@@ -109,6 +130,9 @@ def _month_outcomes(
             source,
         ),
     ]
+    if table.limits:
+        outcomes.append(quality.masked_outcome(masked, source))
+    return outcomes
 
 
 def _materialize_month(
@@ -116,27 +140,21 @@ def _materialize_month(
     config: RawChecksConfig,
     landing_zone: LandingZone,
     mlflow_tracking: MlflowTracking,
-    table: str,
-    schema: pa.DataFrameSchema,
-    key: Sequence[str],
+    table: MonthlyTable,
 ) -> RawEvents:
     import mlflow
 
     month = month_of(context)
-    types = raw.FLIGHTS_SCHEMA if table == "flights" else raw.WEATHER_SCHEMA
     with mlflow_tracking.asset_run(context) as run:
-        path = landing_zone.month_file(table, month)
-        previous_path = landing_zone.previous_month_file(table, month)
-        current = _read(path, types)
-        previous = _read(previous_path, types) if previous_path else None
-        masked: dict[str, list[float]] = {}
-        if table == "weather":
-            current, masked = quality.mask_impossible(current, schemas.WEATHER_LIMITS)
-            if previous is not None:
-                previous, _ = quality.mask_impossible(previous, schemas.WEATHER_LIMITS)
-        outcomes = _month_outcomes(current, previous, month, path, schema, key, config)
-        if table == "weather":
-            outcomes.append(quality.masked_outcome(masked, str(path)))
+        path = landing_zone.month_file(table.name, month)
+        previous_path = landing_zone.previous_month_file(table.name, month)
+        current, masked = quality.mask_impossible(_read(path, table.types), table.limits)
+        previous = (
+            quality.mask_impossible(_read(previous_path, table.types), table.limits)[0]
+            if previous_path
+            else None
+        )
+        outcomes = _month_outcomes(table, current, previous, masked, month, path, config)
         frame = raw.with_context(current, previous)
         context_rows = len(frame) - len(current)
         mlflow.log_params({"month": month, "file": path.name})
@@ -148,7 +166,7 @@ def _materialize_month(
             }
         )
         # Inside the MLflow run, so that a refused file ends it FAILED.
-        yield from checks.report(outcomes, kept=f"the stored {table} of {month}")
+        yield from checks.report(outcomes, kept=f"the stored {table.name} of {month}")
     paths = [path] if previous_path is None else [previous_path, path]
     yield _output(
         frame,
@@ -167,10 +185,7 @@ def raw_flights(
     mlflow_tracking: MlflowTracking,
 ) -> RawEvents:
     """A month's flights departing New York City, typed and checked, after the previous 7 days."""
-    yield from _materialize_month(
-        context, config, landing_zone, mlflow_tracking, "flights", schemas.RAW_FLIGHTS,
-        schemas.FLIGHT_KEY,
-    )  # fmt: skip
+    yield from _materialize_month(context, config, landing_zone, mlflow_tracking, FLIGHTS)
 
 
 @raw_asset(schemas.RAW_WEATHER, checks.RAW_WEATHER_CHECKS)
@@ -181,10 +196,7 @@ def raw_weather(
     mlflow_tracking: MlflowTracking,
 ) -> RawEvents:
     """A month's hourly weather at the three airports, typed and checked, after 7 days before."""
-    yield from _materialize_month(
-        context, config, landing_zone, mlflow_tracking, "weather", schemas.RAW_WEATHER,
-        schemas.WEATHER_KEY,
-    )  # fmt: skip
+    yield from _materialize_month(context, config, landing_zone, mlflow_tracking, WEATHER)
 
 
 @raw_asset(schemas.RAW_PLANES, (checks.SCHEMA,))
