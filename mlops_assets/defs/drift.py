@@ -19,13 +19,11 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_assets.defs.jobs import retrain_job
-from mlops_assets.defs.lineage import registered_model_data_version
 from mlops_assets.defs.metadata import OWNERS, table_metadata
 from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import FILE_RETRY, MLFLOW_RETRY
-from mlops_assets.defs.registry import champion_data_version
+from mlops_assets.defs.registry import usable_champion
 from mlops_assets.ml.drift import REFERENCE_ARTIFACT, SEASONAL_FEATURES, judge
-from mlops_assets.records import CHAMPION
 from mlops_assets.resources import MlflowTracking
 
 if TYPE_CHECKING:
@@ -70,28 +68,21 @@ def _champion_reference(
     context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking
 ) -> ChampionReference | str:
     """The champion to measure against, or why there is none to measure against."""
-    from mlops_assets.model_registry import audit_champion
-
+    version, why = usable_champion(context.instance, mlflow_tracking)
+    if version is None:
+        return why
     client, name = mlflow_tracking.client(), mlflow_tracking.model_name
-    audit = audit_champion(client, name, CHAMPION)
-    if not audit.usable or audit.version is None:
-        return audit.describe()
-    if registered_model_data_version(context.instance) != champion_data_version(audit.version):
-        return (
-            f"@champion is version {audit.version} but registered_model does not record it; "
-            "materialize registered_model first"
-        )
-    run_id = client.get_model_version(name, audit.version).tags.get("training_run_id", "")
+    run_id = client.get_model_version(name, version).tags.get("training_run_id", "")
     folder = REFERENCE_ARTIFACT.rsplit("/", 1)[0]
     if not run_id or REFERENCE_ARTIFACT not in {
         a.path for a in client.list_artifacts(run_id, folder)
     }:
         return (
-            f"@champion version {audit.version} records no drift reference "
+            f"@champion version {version} records no drift reference "
             f"({REFERENCE_ARTIFACT} in its training run {run_id or '?'}): it was trained before "
             "drift monitoring; run retrain_job to train one that does"
         )
-    return ChampionReference(version=audit.version, training_run=run_id)
+    return ChampionReference(version=version, training_run=run_id)
 
 
 def _drift_table(table: pd.DataFrame) -> dg.MetadataValue:

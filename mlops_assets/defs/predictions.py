@@ -5,13 +5,11 @@ import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from mlops_assets.defs.freshness import PREDICTIONS_FRESHNESS
-from mlops_assets.defs.lineage import registered_model_data_version
 from mlops_assets.defs.metadata import OWNERS, table_metadata
 from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import MLFLOW_RETRY
-from mlops_assets.defs.registry import champion_data_version
+from mlops_assets.defs.registry import usable_champion
 from mlops_assets.ml.schemas import FLIGHT_DELAY_PREDICTIONS
-from mlops_assets.records import CHAMPION
 from mlops_assets.resources import MlflowTracking
 
 
@@ -38,36 +36,26 @@ def flight_delay_predictions(
 
     from mlops_assets.ml.packaging import OUTPUT_COLUMN
     from mlops_assets.ml.scoring import score_flights
-    from mlops_assets.model_registry import audit_champion
 
     month = month_of(context)
-    audit = audit_champion(mlflow_tracking.client(), mlflow_tracking.model_name, CHAMPION)
-    if not audit.usable or audit.version is None:
+    version, why = usable_champion(context.instance, mlflow_tracking)
+    if version is None:
         raise dg.Failure(
             allow_retries=False,
-            description=f"cannot score {month}: {audit.describe()}. Materialize "
-            "registered_model (or run rollback_job) so that a gated version is @champion.",
-        )
-    recorded = registered_model_data_version(context.instance)
-    if recorded != champion_data_version(audit.version):
-        raise dg.Failure(
-            allow_retries=False,
-            description=f"@champion is version {audit.version} but registered_model records "
-            f"{recorded}: materialize registered_model again before scoring {month}.",
+            description=f"cannot score {month}: {why}. Materialize registered_model (or run "
+            "rollback_job) so that a gated version is @champion and recorded.",
         )
     with mlflow_tracking.asset_run(context) as run:
-        model = mlflow.pyfunc.load_model(mlflow_tracking.version_uri(audit.version))
-        predictions = score_flights(flight_features, model.predict, audit.version)
+        model = mlflow.pyfunc.load_model(mlflow_tracking.version_uri(version))
+        predictions = score_flights(flight_features, model.predict, version)
         mean = float(predictions[OUTPUT_COLUMN].mean()) if len(predictions) else float("nan")
-        mlflow.log_params({"month": month, "model_version": audit.version})
+        mlflow.log_params({"month": month, "model_version": version})
         mlflow.log_metrics({"rows": len(predictions), "mean_delay_probability": mean})
     return dg.Output(
         predictions,
         metadata={
-            "model_version": dg.MetadataValue.text(audit.version),
-            "model_version_url": dg.MetadataValue.url(
-                mlflow_tracking.model_version_url(audit.version)
-            ),
+            "model_version": dg.MetadataValue.text(version),
+            "model_version_url": dg.MetadataValue.url(mlflow_tracking.model_version_url(version)),
             "mean_delay_probability": dg.MetadataValue.float(mean),
             "observed_delayed_share": dg.MetadataValue.float(
                 float(predictions["is_delayed"].mean()) if len(predictions) else float("nan")

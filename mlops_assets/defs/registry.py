@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs.freshness import CHAMPION_FRESHNESS
+from mlops_assets.defs.lineage import registered_model_data_version
 from mlops_assets.defs.metadata import OWNERS
 from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE, REGISTRY_POOL
 from mlops_assets.records import (
@@ -21,6 +22,28 @@ from mlops_assets.resources import MlflowTracking, Notifier
 def champion_data_version(version: str | None) -> str:
     """The data version of ``registered_model`` while ``version`` is @champion."""
     return f"champion-{version or 'none'}"
+
+
+def usable_champion(
+    instance: dg.DagsterInstance, mlflow_tracking: MlflowTracking
+) -> tuple[str | None, str]:
+    """@champion if what scores downstream may use it, else None; and why, in words.
+
+    Usable: it passed the gate, got there by a recorded move, and ``registered_model``
+    records it (so what is scored with it goes stale when it changes).
+    """
+    from mlops_assets.model_registry import audit_champion
+
+    audit = audit_champion(mlflow_tracking.client(), mlflow_tracking.model_name, CHAMPION)
+    if not audit.usable or audit.version is None:
+        return None, audit.describe()
+    recorded = registered_model_data_version(instance)
+    if recorded != champion_data_version(audit.version):
+        return None, (
+            f"@champion is version {audit.version} but registered_model records {recorded}: "
+            "materialize registered_model again"
+        )
+    return audit.version, audit.describe()
 
 
 class RegistryConfig(dg.Config):
