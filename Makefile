@@ -69,7 +69,7 @@ browser: ## Install Debian's Chromium for the browser tests when it is missing
 	  || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
 test: lint browser ## The whole test suite (lint and type check included)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: seed ## Run the benchmarks and rewrite the README's results table
 	$(BIN)/python -m benchmarks.run_all

@@ -17,6 +17,9 @@ ASSET_KEYS = (
     "feature_drift",
 )
 
+FIRST_QUARTER = ["2013-01", "2013-02", "2013-03"]
+"""The months of the ``first_quarter_landing`` fixture."""
+
 FAST_RUN_CONFIG = {
     "ops": {
         "trained_model": {"config": {"max_iter": 30, "trials": 1}},

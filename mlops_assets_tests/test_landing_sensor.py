@@ -220,6 +220,7 @@ def test_a_new_month_lands_and_the_automation_registers_a_model_trained_on_it(
         instance=zone.instance,
         asset_selection=[dg.AssetKey(key) for key in requested],
         tags={"dagster/automation_condition": "true"},
+        run_config=FAST_RUN_CONFIG,  # the months and the sensor are under test, not the search
     )
     assert retrain.success
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])

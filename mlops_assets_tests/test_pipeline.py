@@ -62,6 +62,9 @@ def _materializations(
     return found
 
 
+SHORTER_BOOSTING = {"ops": {"trained_model": {"config": {"max_iter": 100}}}}
+
+
 @pytest.fixture(scope="module")
 def materialized(
     tmp_path_factory: pytest.TempPathFactory, seeded_landing: Path
@@ -75,7 +78,12 @@ def materialized(
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
         with dg.instance_for_test(temp_dir=str(data.parent / "home")) as instance:
             # Two months at a time, each in its own process: the path `make materialize` takes.
-            run_ids = rebuild.rebuild(definitions.defs, instance, data / "landing", workers=2)
+            # The default search with 100 boosting iterations instead of 300: the same
+            # candidates at half the cost (holdout AUC 0.733 instead of 0.736; the benchmark
+            # measures the default).
+            run_ids = rebuild.rebuild(
+                definitions.defs, instance, data / "landing", SHORTER_BOOSTING, workers=2
+            )
             client = MlflowClient(tracking_uri=f"sqlite:///{data / 'mlflow.db'}")
             yield Materialized(data, instance, run_ids, client)
 
