@@ -63,6 +63,37 @@ def _register_months(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workers(args: argparse.Namespace) -> int:
+    from mlops_assets import workers
+
+    return workers.run_workers(settings.dagster_home(), args.count, args.concurrency)
+
+
+def _tracking_server(args: argparse.Namespace) -> int:
+    from mlops_assets.tracking_server import server_command
+
+    if not args.backend_store_uri:
+        print(
+            "mlops-assets: error: set MLFLOW_BACKEND_STORE_URI (or --backend-store-uri) to the "
+            "tracking server's PostgreSQL database",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        command = server_command(
+            args.backend_store_uri,
+            args.artifacts_destination or str(settings.data_dir() / "mlartifacts"),
+            args.host,
+            args.port,
+            args.allowed_hosts,
+            args.workers,
+        )
+    except ValueError as error:
+        print(f"mlops-assets: error: {error}", file=sys.stderr)
+        return 2
+    os.execv(command[0], command)  # the server replaces this process: signals reach it
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests)."""
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
@@ -116,6 +147,48 @@ def build_parser() -> argparse.ArgumentParser:
         "can backfill them (the landing_zone_sensor does it too when it is on).",
     )
     register.set_defaults(handler=_register_months)
+    workers = commands.add_parser(
+        "workers",
+        help="Start N Celery workers for the production profile (MLOPS_ENV=production): "
+        "they run the steps that runs send to the broker named by MLOPS_CELERY_BROKER.",
+    )
+    workers.add_argument("--count", type=int, default=2, metavar="N", help="workers (default 2)")
+    workers.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="K",
+        help="steps each worker runs at once (default 1: a step uses the cores it is given)",
+    )
+    workers.set_defaults(handler=_workers)
+    tracking = commands.add_parser(
+        "tracking-server",
+        help="Run the production MLflow tracking server: PostgreSQL backend store, artifacts "
+        "served through it, bound to loopback unless --host says otherwise.",
+    )
+    tracking.add_argument(
+        "--backend-store-uri",
+        default=os.environ.get("MLFLOW_BACKEND_STORE_URI"),
+        metavar="URL",
+        help="PostgreSQL URL (default: $MLFLOW_BACKEND_STORE_URI)",
+    )
+    tracking.add_argument(
+        "--artifacts-destination",
+        default=os.environ.get("MLFLOW_ARTIFACTS_DESTINATION"),
+        metavar="URI",
+        help="artifact store: a folder or s3://, gs://... (default: "
+        "$MLFLOW_ARTIFACTS_DESTINATION, else <data dir>/mlartifacts)",
+    )
+    tracking.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    tracking.add_argument("--port", type=int, default=5000, help="port (5000)")
+    tracking.add_argument(
+        "--allowed-hosts",
+        default=os.environ.get("MLFLOW_SERVER_ALLOWED_HOSTS"),
+        metavar="HOSTS",
+        help="Host headers answered (default: $MLFLOW_SERVER_ALLOWED_HOSTS, else loopback)",
+    )
+    tracking.add_argument("--workers", type=int, default=1, help="server workers (1)")
+    tracking.set_defaults(handler=_tracking_server)
     return parser
 
 

@@ -4,16 +4,19 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets import gc_policy
-from mlops_assets.resources import build_resources
+from mlops_assets import gc_policy, profiles, settings
+
+# The one place the environment is chosen ($MLOPS_ENV, default local).
+environment = settings.environment()
 
 # Built once at import: Dagster re-invokes a ``@dg.definitions`` function each time it
 # reconstructs the code location (every step of a run), which cost ~0.18 s each.
-# In-process execution: a step in a new process re-imports dagster, pandas, mlflow and
-# scikit-learn (~5 s), more than a 2-core machine gains from running steps in parallel.
 defs = dg.Definitions.merge(
     dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-    dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
+    dg.Definitions(
+        resources=profiles.resources_for(environment),
+        executor=profiles.executor_for(environment),
+    ),
 )
 
 # Dagster and this module graph live as long as the process: keep them out of every

@@ -1,4 +1,8 @@
-"""Where the project keeps its files, resolved at run time (never at import time).
+"""Which environment this is, and where the project keeps its files (never at import time).
+
+``MLOPS_ENV`` picks the profile, ``local`` (the default: embedded SQLite, one process) or
+``production`` (PostgreSQL-backed Dagster, an MLflow tracking server, Celery workers); it
+is read by :func:`environment` only, when the code location is built.
 
 Every default the resources fall back to is derived here, from environment variables:
 ``MLOPS_DATA_DIR`` (default ``data/`` under the working directory),
@@ -10,11 +14,35 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, get_args
+
+Environment = Literal["local", "production"]
+ENVIRONMENT_ENV = "MLOPS_ENV"
 
 DATA_DIR_ENV = "MLOPS_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
 LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
 LOCAL_DAGSTER_UI = "http://127.0.0.1:3000"
+
+
+class UnknownEnvironmentError(ValueError):
+    """``MLOPS_ENV`` names no known environment."""
+
+
+def environment() -> Environment:
+    """``$MLOPS_ENV``: ``local`` when unset or empty, else ``local`` or ``production``.
+
+    Raises:
+        UnknownEnvironmentError: On any other value, naming the variable, the value and the choices.
+    """
+    value = (os.environ.get(ENVIRONMENT_ENV) or "local").strip()
+    for known in get_args(Environment):
+        if value == known:
+            return known
+    raise UnknownEnvironmentError(
+        f"{ENVIRONMENT_ENV}={value!r}: unknown environment; use one of "
+        f"{', '.join(get_args(Environment))}"
+    )
 
 
 def data_dir() -> Path:

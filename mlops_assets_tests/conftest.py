@@ -133,6 +133,7 @@ LONGEST_FIRST = (
     "test_pipeline.py",
     "test_outage.py",
     "test_versions.py",
+    "test_distributed.py",
     "test_promotion.py",
     "test_landing_sensor.py",
     "test_bad_input.py",

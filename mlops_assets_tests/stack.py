@@ -166,7 +166,9 @@ class LocalStack:
     dagster_home: Path
 
 
-def _start(name: str, command: list[str], env: dict[str, str], logs: Path) -> Server:
+def start_server(name: str, command: list[str], env: dict[str, str], logs: Path) -> Server:
+    """Start ``command`` in a session of its own (see :class:`Server`), logging to
+    ``<logs>/<name>.log``."""
     log = logs / f"{name}.log"
     with log.open("ab") as handle:
         process = subprocess.Popen(
@@ -230,7 +232,7 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
             capture_output=True,
         )
     servers = [
-        _start(
+        start_server(
             "mlflow",
             mlflow_server_command(mlflow_port, env["MLFLOW_TRACKING_URI"], data / "mlartifacts"),
             env,
@@ -240,7 +242,7 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
     try:
         wait_until(lambda: http_ok(f"{mlflow_url}/health"), 120, "the MLflow server")
         servers.append(
-            _start(
+            start_server(
                 "dagster",
                 [
                     str(BIN / "dagster"),
@@ -312,7 +314,7 @@ class MlflowServer:
         """Start the server on its port; with ``wait``, return once it answers /health."""
         assert self._server is None, "the MLflow server is already running"
         command = mlflow_server_command(self.port, self.store_uri, self.root / "artifacts")
-        self._server = _start("mlflow", command, self._env, self.root)
+        self._server = start_server("mlflow", command, self._env, self.root)
         if wait:
             self.wait_ready()
 
@@ -380,7 +382,7 @@ def _serving(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     logs.mkdir(parents=True, exist_ok=True)
-    server = _start(f"{name}-{port}", command(port), env, logs)
+    server = start_server(f"{name}-{port}", command(port), env, logs)
 
     def started() -> bool:
         if server.process.poll() is not None:

@@ -30,6 +30,13 @@ retries of a step, another run may take them (each attempt checks ``@champion`` 
 it moves anything)."""
 
 
+TRAINING_POOL = "training"
+"""Concurrency pool of the steps that fit models (``trained_model``,
+``reproduce_model_version``): each uses every core of the machine it runs on, so the shipped
+instances run one at a time (``default_limit: 1``), and a Celery worker is never asked for two
+searches at once."""
+
+
 def longest_retry_wait(policy: dg.RetryPolicy) -> float:
     """Most seconds Dagster waits in total between the attempts of a step under ``policy``."""
     delay = policy.delay or 0.0

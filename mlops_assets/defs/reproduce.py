@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs.lineage import model_code_versions, partition_data_versions
-from mlops_assets.defs.policies import MLFLOW_RETRY
+from mlops_assets.defs.policies import MLFLOW_RETRY, TRAINING_POOL
 from mlops_assets.defs.training import TrainingConfig, candidate_workers, search_space
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.io_managers import ParquetIOManager
@@ -27,7 +27,9 @@ class ReproduceConfig(dg.Config):
     )
 
 
-@dg.op(retry_policy=MLFLOW_RETRY, tags={"kind": "mlflow"}, out=dg.Out(dg.Nothing))
+@dg.op(
+    retry_policy=MLFLOW_RETRY, pool=TRAINING_POOL, tags={"kind": "mlflow"}, out=dg.Out(dg.Nothing)
+)
 def reproduce_model_version(
     context: dg.OpExecutionContext,
     config: ReproduceConfig,

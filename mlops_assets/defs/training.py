@@ -8,7 +8,7 @@ from pydantic import Field
 
 from mlops_assets.defs.lineage import model_code_versions, partition_data_versions
 from mlops_assets.defs.metadata import OWNERS
-from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE
+from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE, TRAINING_POOL
 from mlops_assets.records import ModelReference
 from mlops_assets.resources import MlflowTracking
 
@@ -85,6 +85,7 @@ def candidate_workers(config: TrainingConfig) -> int:
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
+    pool=TRAINING_POOL,
 )
 def trained_model(
     context: dg.AssetExecutionContext,

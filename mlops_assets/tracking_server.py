@@ -1,0 +1,52 @@
+"""The production MLflow tracking server: PostgreSQL backend store, served artifacts, loopback.
+
+``mlops-assets tracking-server`` runs ``mlflow server`` with:
+
+- ``--backend-store-uri`` a PostgreSQL URL (``MLFLOW_BACKEND_STORE_URI``), where runs, metrics,
+  the registry and its aliases live (MLflow creates and migrates its tables);
+- ``--serve-artifacts`` with ``--artifacts-destination`` (``MLFLOW_ARTIFACTS_DESTINATION``, a
+  folder or an object-store URI such as ``s3://bucket/mlflow``): clients upload and download
+  artifacts through the server, so runs and workers need no access to the store itself;
+- ``--host 127.0.0.1`` unless told otherwise, and ``--allowed-hosts`` (the Host headers it
+  answers, against DNS rebinding): the loopback names unless ``MLFLOW_SERVER_ALLOWED_HOSTS``
+  names the shared ones.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def server_command(
+    backend_store_uri: str,
+    artifacts_destination: str,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    allowed_hosts: str | None = None,
+    workers: int = 1,
+) -> list[str]:
+    """The ``mlflow server`` command line of the production tracking server."""
+    if not backend_store_uri.startswith(("postgresql://", "postgresql+psycopg2://")):
+        raise ValueError(
+            f"backend store {backend_store_uri!r}: the production tracking server keeps its "
+            "runs and registry in PostgreSQL (postgresql://user:password@host:5432/mlflow)"
+        )
+    loopback = f"127.0.0.1:{port},localhost:{port},127.0.0.1,localhost"
+    return [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--backend-store-uri",
+        backend_store_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        artifacts_destination,
+        "--allowed-hosts",
+        allowed_hosts or loopback,
+    ]

@@ -1,0 +1,97 @@
+"""Start the Celery workers that run the production profile's steps (dagster-celery).
+
+Each worker is ``dagster-celery worker start`` with the executor's own settings
+(:func:`mlops_assets.profiles.celery_config`), written once as the YAML it reads, so the
+workers and the runs that feed them cannot disagree on the broker or on late
+acknowledgement. A worker needs what a run needs: ``DAGSTER_HOME`` (the production instance),
+``MLOPS_DATA_DIR``, ``MLFLOW_TRACKING_URI`` and the broker's variables.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from mlops_assets.profiles import celery_config
+
+APP = "dagster_celery.app"
+
+
+def write_worker_config(home: Path) -> Path:
+    """Write ``<home>/celery_workers.yaml``, the executor config the workers start from."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "celery_workers.yaml"
+    path.write_text(
+        "# Written by `mlops-assets workers` from mlops_assets/profiles.py; do not edit.\n"
+        + yaml.safe_dump({"execution": {"config": celery_config()}}, sort_keys=True),
+        encoding="utf-8",
+    )
+    return path
+
+
+def worker_command(config: Path, name: str, concurrency: int = 1) -> list[str]:
+    """The command of one worker named ``name`` running ``concurrency`` steps at a time."""
+    return [
+        str(Path(sys.executable).parent / "dagster-celery"),
+        "worker",
+        "start",
+        "--app",
+        APP,
+        "--config-yaml",
+        str(config),
+        "--name",
+        name,
+        "--loglevel",
+        "INFO",
+        "--",
+        f"--concurrency={concurrency}",
+    ]
+
+
+def worker_environment(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with this interpreter's scripts first on ``PATH``.
+
+    ``dagster-celery worker start`` runs the ``celery`` command by name.
+    """
+    scripts = str(Path(sys.executable).parent)
+    return {**env, "PATH": os.pathsep.join([scripts, env.get("PATH", "")])}
+
+
+def run_workers(home: Path, count: int, concurrency: int = 1) -> int:
+    """Start ``count`` workers and wait; SIGINT or SIGTERM stops all of them.
+
+    Returns:
+        0 once every worker stopped after a signal, else the first non-zero exit status.
+    """
+    config = write_worker_config(home)
+    host = os.uname().nodename
+    workers = [
+        subprocess.Popen(
+            worker_command(config, f"mlops-{n}", concurrency),
+            env=worker_environment(dict(os.environ)),
+            start_new_session=True,
+        )
+        for n in range(1, count + 1)
+    ]
+    print(f"{count} Celery worker(s) mlops-1..mlops-{count}@{host}, {concurrency} step(s) each")
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)  # warm shutdown: the step in hand ends
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while any(worker.poll() is None for worker in workers):
+        time.sleep(0.5)
+    failed = [w.returncode for w in workers if w.returncode]
+    return 0 if stopping or not failed else failed[0]

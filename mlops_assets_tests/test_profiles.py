@@ -1,0 +1,71 @@
+"""The environment switch: one variable, local by default, the same resource keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from mlops_assets import profiles, settings
+from mlops_assets.resources import build_resources
+from mlops_assets_tests.stack import ROOT
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, "local"), ("", "local"), ("production", "production"), (" local ", "local")],
+)
+def test_the_environment_is_local_unless_production_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: str
+) -> None:
+    if value is None:
+        monkeypatch.delenv(settings.ENVIRONMENT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(settings.ENVIRONMENT_ENV, value)
+    assert settings.environment() == expected
+
+
+def test_an_unknown_environment_is_refused_with_the_choices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(settings.ENVIRONMENT_ENV, "prod")
+    with pytest.raises(settings.UnknownEnvironmentError) as refused:
+        settings.environment()
+    assert (
+        str(refused.value) == "MLOPS_ENV='prod': unknown environment; use one of local, production"
+    )
+
+
+def test_production_runs_steps_on_celery_with_late_acknowledgement() -> None:
+    assert profiles.executor_for("local") is dg.in_process_executor
+    executor = profiles.executor_for("production")
+    assert executor.name == "celery_workers"
+    assert profiles.celery_config()["config_source"] == {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+    }
+    assert set(profiles.resources_for("production")) == set(build_resources())
+
+
+def test_the_code_location_loads_in_production_with_the_celery_executor() -> None:
+    probe = (
+        "from mlops_assets import definitions as d; "
+        "print(d.environment, {j.executor_def.name for j in d.defs.resolve_all_job_defs()})"
+    )
+    shown = (
+        subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=ROOT,
+            env={**os.environ, settings.ENVIRONMENT_ENV: "production"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert shown == "production {'celery_workers'}"
