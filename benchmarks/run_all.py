@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_incremental, bench_landing_scan, bench_pipeline, bench_serving
+from benchmarks import (
+    bench_distributed,
+    bench_incremental,
+    bench_landing_scan,
+    bench_pipeline,
+    bench_serving,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -77,6 +83,7 @@ def render(figures: dict[str, Any]) -> str:
             "REST latency, 1,000-row request, p50 / p99",
             f"{serving['rows_1000']['p50_ms']} / {serving['rows_1000']['p99_ms']} ms",
         ),
+        *_distributed_rows(figures.get("distributed")),
     ]
     lines = [
         f"Measured on {figures['machine']}, median of {figures['repeats']} runs, by "
@@ -87,6 +94,28 @@ def render(figures: dict[str, Any]) -> str:
         *(f"| {name} | {value} |" for name, value in rows),
     ]
     return "\n".join(lines)
+
+
+def _distributed_rows(distributed: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Rows of ``benchmarks/bench_distributed.py``: the year as runs, in-process and on
+    Celery workers."""
+    if distributed is None:
+        return []
+    runs = (
+        "The year as 26 runs (the planes, 12 months four at a time, the model, 12 scorings), "
+        f"median of {distributed['repeats']} (`benchmarks/bench_distributed.py`)"
+    )
+    return [
+        (f"{runs}: in-process default (SQLite)", f"{distributed['in_process_s']} s"),
+        (
+            "Same runs, production profile (PostgreSQL, tracking server), 1 Celery worker",
+            f"{distributed['celery_1_worker_s']} s",
+        ),
+        (
+            "Same runs, 2 Celery workers (speed-up over 1 worker)",
+            f"{distributed['celery_2_workers_s']} s ({distributed['speed_up_2_over_1']}x)",
+        ),
+    ]
 
 
 def write_readme(figures: dict[str, Any]) -> None:
@@ -101,6 +130,7 @@ BENCHMARKS = {
     "landing_scan": lambda: bench_landing_scan.run(files=10_000, repeats=7),
     "incremental": lambda: bench_incremental.run(repeats=3),
     "serving": lambda: bench_serving.run(requests=200),
+    "distributed": lambda: bench_distributed.run(repeats=3),
 }
 
 

@@ -271,6 +271,59 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
         raise AssertionError(f"processes left running after the stack stopped: {left}")
 
 
+def job_command(job: str, config: Path | None = None, month: str | None = None) -> list[str]:
+    """``dagster job execute`` of one of the project's jobs: a run in a process of its own,
+    as the run launcher starts one (with ``config`` as run config, on ``month``)."""
+    command = [str(BIN / "dagster"), "job", "execute", "-m", "mlops_assets.definitions"]
+    command += ["-a", "defs", "-j", job]
+    if config is not None:
+        command += ["-c", str(config)]
+    if month is not None:
+        command += ["--tags", json.dumps({"dagster/partition": month})]
+    return command
+
+
+def start_tracking_server(
+    port: int, backend_store_uri: str, root: Path, env: dict[str, str]
+) -> Server:
+    """``mlops-assets tracking-server`` (the production profile's) on ``port``, its artifacts
+    under ``root/artifacts``, its log under ``root/logs``; returns once it answers."""
+    command = [str(BIN / "mlops-assets"), "tracking-server", "--port", str(port)]
+    command += ["--backend-store-uri", backend_store_uri]
+    command += ["--artifacts-destination", str(root / "artifacts")]
+    (root / "logs").mkdir(exist_ok=True)
+    server = start_server("tracking-server", command, env, root / "logs")
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 180, "the tracking server")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def start_celery_worker(name: str, env: dict[str, str], logs: Path) -> Server:
+    """One Celery worker of the production profile (``$DAGSTER_HOME`` from ``env``), as
+    ``mlops-assets workers`` starts each; returns once it is ready for tasks."""
+    from mlops_assets import workers
+
+    config = workers.write_worker_config(Path(env["DAGSTER_HOME"]))
+    worker = start_server(
+        name, workers.worker_command(config, name), workers.worker_environment(env), logs
+    )
+
+    def ready() -> bool:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {worker.tail()}")
+        return " ready." in worker.log.read_text(errors="replace")
+
+    try:
+        wait_until(ready, 120, f"{name} ready")
+    except BaseException:
+        worker.stop()
+        raise
+    return worker
+
+
 def mlflow_server_command(port: int, backend_store_uri: str, artifacts: Path) -> list[str]:
     """``mlflow server`` as ``make run`` starts it, on ``port`` of the loopback interface."""
     return [

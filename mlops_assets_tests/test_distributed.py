@@ -19,17 +19,17 @@ import psycopg2
 import pytest
 from mlflow import MlflowClient
 
-from mlops_assets import local_instance, workers
+from mlops_assets import local_instance
 from mlops_assets_tests.contract import ASSET_KEYS, FIRST_QUARTER
 from mlops_assets_tests.services import scratch_database, scratch_vhost
 from mlops_assets_tests.stack import (
-    BIN,
     ROOT,
     Server,
     free_port,
     group_members,
-    http_ok,
-    start_server,
+    job_command,
+    start_celery_worker,
+    start_tracking_server,
     wait_until,
 )
 
@@ -68,21 +68,7 @@ class Production:
     logs: Path
 
     def start_worker(self, name: str) -> None:
-        config = workers.write_worker_config(Path(self.env["DAGSTER_HOME"]))
-        worker = start_server(
-            name,
-            workers.worker_command(config, name),
-            workers.worker_environment(self.env),
-            self.logs,
-        )
-        self.workers[name] = worker
-
-        def ready() -> bool:
-            if worker.process.poll() is not None:
-                raise RuntimeError(f"{name} exited: {worker.tail()}")
-            return " ready." in worker.log.read_text(errors="replace")
-
-        wait_until(ready, 120, f"{name} ready")
+        self.workers[name] = start_celery_worker(name, self.env, self.logs)
 
 
 @pytest.fixture(scope="module")
@@ -122,23 +108,7 @@ def production(
                 server.stop()
 
         stack.callback(stop_servers)
-        tracking = start_server(
-            "tracking-server",
-            [
-                str(BIN / "mlops-assets"),
-                "tracking-server",
-                "--port",
-                str(port),
-                "--backend-store-uri",
-                mlflow_db,
-                "--artifacts-destination",
-                str(root / "artifacts"),
-            ],
-            env,
-            logs,
-        )
-        started["tracking-server"] = tracking
-        wait_until(lambda: http_ok(f"{mlflow_url}/health"), 180, "the tracking server")
+        started["tracking-server"] = start_tracking_server(port, mlflow_db, root, env)
         instance = stack.enter_context(dg.DagsterInstance.get())
         running = Production(env, instance, mlflow_url, mlflow_db, dagster_db, started, root, logs)
         for name in WORKERS:
@@ -153,27 +123,15 @@ def production(
 
 def _launch(production: Production, job: str, month: str | None = None) -> subprocess.Popen[bytes]:
     """A run of ``job`` in its own process, as the run launcher starts one."""
-    command = [
-        str(BIN / "dagster"),
-        "job",
-        "execute",
-        "-m",
-        "mlops_assets.definitions",
-        "-a",
-        "defs",
-        "-j",
-        job,
-    ]
-    if month:
-        command += ["--tags", json.dumps({"dagster/partition": month})]
+    config = None
     if job == "retrain_job":
         config = production.root / "quick_search.json"
         config.write_text(json.dumps(QUICK_SEARCH))
-        command += ["-c", str(config)]
-    log = (production.logs / f"{job}-{month or 'all'}.log").open("ab")
-    return subprocess.Popen(
-        command, cwd=ROOT, env=production.env, stdout=log, stderr=subprocess.STDOUT
-    )
+    command = job_command(job, config, month)
+    with (production.logs / f"{job}-{month or 'all'}.log").open("ab") as log:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=production.env, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 def _run_all(production: Production, launched: list[subprocess.Popen[bytes]]) -> None:

@@ -39,7 +39,7 @@ from mlops_assets.model_registry import (
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
 from mlops_assets_tests.contract import FAST_RUN_CONFIG
-from mlops_assets_tests.stack import BIN, ROOT, MlflowServer, mlflow_server, wait_until
+from mlops_assets_tests.stack import ROOT, MlflowServer, job_command, mlflow_server, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -365,19 +365,7 @@ def test_c_two_runs_moving_the_champion_at_once_are_serialized(
             with (tmp_path / f"rollback_{n}.log").open("wb") as log:
                 processes.append(
                     subprocess.Popen(
-                        [
-                            str(BIN / "dagster"),
-                            "job",
-                            "execute",
-                            "-m",
-                            "mlops_assets.definitions",
-                            "-a",
-                            "defs",
-                            "-j",
-                            "rollback_job",
-                            "-c",
-                            str(config),
-                        ],
+                        job_command("rollback_job", config),
                         cwd=ROOT,
                         env=dict(os.environ),
                         stdin=subprocess.DEVNULL,
