@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from mlops_assets import gc_policy, profiles, settings
+from mlops_assets.resources import build_resources
 
 # The one place the environment is chosen ($MLOPS_ENV, default local).
 environment = settings.environment()
@@ -14,7 +15,7 @@ environment = settings.environment()
 defs = dg.Definitions.merge(
     dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
     dg.Definitions(
-        resources=profiles.resources_for(environment),
+        resources=build_resources(),
         executor=profiles.executor_for(environment),
     ),
 )

@@ -1,9 +1,9 @@
-"""What differs between the environments: the executor and where the resources point.
+"""What differs between the environments in code: the executor.
 
-``definitions.py`` asks :func:`executor_for` and :func:`resources_for` for the environment
-that :func:`mlops_assets.settings.environment` reads. Resource keys are the same in every
-environment; the production profile takes its addresses from the environment variables
-named here, resolved when a run starts.
+``definitions.py`` asks :func:`executor_for` for the environment that
+:func:`mlops_assets.settings.environment` reads. The resources are the same in every
+environment: where they point (``MLFLOW_TRACKING_URI``, ``MLOPS_DATA_DIR``, the broker named
+here) is read when a run starts.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets.resources import build_resources
 from mlops_assets.settings import Environment
 
 CELERY_BROKER_ENV = "MLOPS_CELERY_BROKER"
@@ -51,14 +50,3 @@ def executor_for(environment: Environment) -> dg.ExecutorDefinition:
     from dagster_celery import celery_executor
 
     return celery_executor.configured(celery_config(), name="celery_workers")
-
-
-def resources_for(environment: Environment) -> dict[str, Any]:
-    """The resources, under the same keys in every environment.
-
-    Both profiles resolve their locations when a run starts (``MLFLOW_TRACKING_URI``,
-    ``MLOPS_DATA_DIR``): in production they name the tracking server and a data directory
-    every worker mounts.
-    """
-    del environment  # the same implementations; production differs by its variables
-    return build_resources()

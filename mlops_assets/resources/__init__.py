@@ -21,10 +21,11 @@ __all__ = [
 
 
 def build_resources() -> dict[str, Any]:
-    """Resources of the embedded local profile: files under the data dir, MLflow on SQLite.
+    """The resources of every environment: files under the data dir, MLflow at its URI.
 
     Every location they use is resolved when a run starts, from ``MLOPS_DATA_DIR`` and
-    ``MLFLOW_TRACKING_URI``, so the same definitions serve tests, users and CI.
+    ``MLFLOW_TRACKING_URI`` (an SQLite file locally, the tracking server in production), so
+    the same definitions serve tests, users, CI and the production profile.
     """
     return {
         "landing_zone": LandingZone(),
