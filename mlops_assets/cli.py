@@ -70,7 +70,7 @@ def _workers(args: argparse.Namespace) -> int:
 
 
 def _tracking_server(args: argparse.Namespace) -> int:
-    from mlops_assets.tracking_server import server_command
+    from mlops_assets.tracking_server import server_command, server_environment
 
     if not args.backend_store_uri:
         print(
@@ -80,18 +80,20 @@ def _tracking_server(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        command = server_command(
-            args.backend_store_uri,
-            args.artifacts_destination or str(settings.data_dir() / "mlartifacts"),
-            args.host,
-            args.port,
-            args.allowed_hosts,
-            args.workers,
-        )
+        environment = {**os.environ, **server_environment(args.backend_store_uri)}
     except ValueError as error:
         print(f"mlops-assets: error: {error}", file=sys.stderr)
         return 2
-    os.execv(command[0], command)  # the server replaces this process: signals reach it
+    command = server_command(
+        args.artifacts_destination or str(settings.data_dir() / "mlartifacts"),
+        args.host,
+        args.port,
+        args.allowed_hosts,
+        args.workers,
+    )
+    # The server replaces this process (signals reach it); the store's URL, password
+    # included, goes in its environment, not on its command line.
+    os.execve(command[0], command, environment)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend-store-uri",
         default=os.environ.get("MLFLOW_BACKEND_STORE_URI"),
         metavar="URL",
-        help="PostgreSQL URL (default: $MLFLOW_BACKEND_STORE_URI)",
+        help="PostgreSQL URL (default: $MLFLOW_BACKEND_STORE_URI, which keeps the password "
+        "out of the process list)",
     )
     tracking.add_argument(
         "--artifacts-destination",

@@ -2,8 +2,10 @@
 
 ``mlops-assets tracking-server`` runs ``mlflow server`` with:
 
-- ``--backend-store-uri`` a PostgreSQL URL (``MLFLOW_BACKEND_STORE_URI``), where runs, metrics,
-  the registry and its aliases live (MLflow creates and migrates its tables);
+- a PostgreSQL backend store (``MLFLOW_BACKEND_STORE_URI``), where runs, metrics, the
+  registry and its aliases live (MLflow creates and migrates its tables). The server reads
+  the URL from its environment, never from its command line, which any user of the machine
+  can read (``ps``), password included;
 - ``--serve-artifacts`` with ``--artifacts-destination`` (``MLFLOW_ARTIFACTS_DESTINATION``, a
   folder or an object-store URI such as ``s3://bucket/mlflow``): clients upload and download
   artifacts through the server, so runs and workers need no access to the store itself;
@@ -19,19 +21,13 @@ from pathlib import Path
 
 
 def server_command(
-    backend_store_uri: str,
     artifacts_destination: str,
     host: str = "127.0.0.1",
     port: int = 5000,
     allowed_hosts: str | None = None,
     workers: int = 1,
 ) -> list[str]:
-    """The ``mlflow server`` command line of the production tracking server."""
-    if not backend_store_uri.startswith(("postgresql://", "postgresql+psycopg2://")):
-        raise ValueError(
-            f"backend store {backend_store_uri!r}: the production tracking server keeps its "
-            "runs and registry in PostgreSQL (postgresql://user:password@host:5432/mlflow)"
-        )
+    """The ``mlflow server`` command line; the backend store is in :func:`server_environment`."""
     loopback = f"127.0.0.1:{port},localhost:{port},127.0.0.1,localhost"
     return [
         str(Path(sys.executable).parent / "mlflow"),
@@ -42,11 +38,24 @@ def server_command(
         str(port),
         "--workers",
         str(workers),
-        "--backend-store-uri",
-        backend_store_uri,
         "--serve-artifacts",
         "--artifacts-destination",
         artifacts_destination,
         "--allowed-hosts",
         allowed_hosts or loopback,
     ]
+
+
+def server_environment(backend_store_uri: str) -> dict[str, str]:
+    """What the server's environment adds: its PostgreSQL backend store.
+
+    Raises:
+        ValueError: When the URL is not a PostgreSQL one (it names the scheme found).
+    """
+    if not backend_store_uri.startswith(("postgresql://", "postgresql+psycopg2://")):
+        scheme = backend_store_uri.split(":", 1)[0]
+        raise ValueError(
+            f"backend store of scheme {scheme!r}: the production tracking server keeps its "
+            "runs and registry in PostgreSQL (postgresql://user:password@host:5432/mlflow)"
+        )
+    return {"MLFLOW_BACKEND_STORE_URI": backend_store_uri}

@@ -289,10 +289,10 @@ def start_tracking_server(
     """``mlops-assets tracking-server`` (the production profile's) on ``port``, its artifacts
     under ``root/artifacts``, its log under ``root/logs``; returns once it answers."""
     command = [str(BIN / "mlops-assets"), "tracking-server", "--port", str(port)]
-    command += ["--backend-store-uri", backend_store_uri]
     command += ["--artifacts-destination", str(root / "artifacts")]
     (root / "logs").mkdir(exist_ok=True)
-    server = start_server("tracking-server", command, env, root / "logs")
+    server_env = {**env, "MLFLOW_BACKEND_STORE_URI": backend_store_uri}
+    server = start_server("tracking-server", command, server_env, root / "logs")
     try:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 180, "the tracking server")
     except BaseException:

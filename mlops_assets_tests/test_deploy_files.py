@@ -27,7 +27,7 @@ import yaml
 from packaging.specifiers import SpecifierSet
 
 from mlops_assets.cli import build_parser
-from mlops_assets.tracking_server import server_command
+from mlops_assets.tracking_server import server_command, server_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "deploy" / "docker"
@@ -339,9 +339,9 @@ def test_tracking_servers_use_postgresql_and_answer_their_clients() -> None:
     # The store URL (it holds the password) comes from the environment, not the command line.
     assert "--backend-store-uri" not in argv
     store = mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"]
-    command = server_command(
-        store, args.artifacts_destination, args.host, args.port, args.allowed_hosts
-    )
+    assert server_environment(store) == {"MLFLOW_BACKEND_STORE_URI": store}  # PostgreSQL
+    command = server_command(args.artifacts_destination, args.host, args.port, args.allowed_hosts)
+    assert store not in " ".join(command)
     assert command[command.index("--host") + 1] == "0.0.0.0"  # reachable from the network
     tracking = urlsplit(_app_services()["workers"]["environment"]["MLFLOW_TRACKING_URI"])
     assert tracking.netloc in args.allowed_hosts.split(",")

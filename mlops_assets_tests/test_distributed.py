@@ -202,6 +202,10 @@ def test_the_pipeline_runs_on_postgresql_a_tracking_server_and_two_celery_worker
         assert ("champion", int(champion.version)) in cursor.fetchall()
         cursor.execute("SELECT count(*) FROM runs")
         assert cursor.fetchone()[0] > 8
+    # The store's URL (a password in production) is in no process's command line.
+    server = production.workers["tracking-server"]
+    for pid in group_members(server.process.pid):
+        assert production.mlflow_db not in Path(f"/proc/{pid}/cmdline").read_text()
     # Artifacts went through the server (served artifacts), not to the runs' own disk paths.
     training_run = client.get_run(str(champion.run_id))
     assert training_run.info.artifact_uri.startswith("mlflow-artifacts:/")

@@ -9,7 +9,7 @@ import sys
 import dagster as dg
 import pytest
 
-from mlops_assets import profiles, settings
+from mlops_assets import cli, profiles, settings
 from mlops_assets_tests.stack import ROOT
 
 
@@ -67,3 +67,24 @@ def test_the_code_location_loads_in_production_with_the_celery_executor() -> Non
         .splitlines()[-1]
     )
     assert shown == "production {'celery_workers'}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "set MLFLOW_BACKEND_STORE_URI (or --backend-store-uri)"),
+        (
+            ["--backend-store-uri", "sqlite:///mlflow.db"],
+            "backend store of scheme 'sqlite': the production tracking server keeps its runs",
+        ),
+    ],
+)
+def test_the_tracking_server_refuses_a_store_that_is_not_postgresql(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    monkeypatch.delenv("MLFLOW_BACKEND_STORE_URI", raising=False)
+    assert cli.main(["tracking-server", *argv]) == 2
+    assert message in capsys.readouterr().err
