@@ -66,7 +66,7 @@ def _register_months(args: argparse.Namespace) -> int:
 def _workers(args: argparse.Namespace) -> int:
     from mlops_assets import workers
 
-    return workers.run_workers(settings.dagster_home(), args.count, args.concurrency)
+    return workers.run_workers(settings.dagster_home(), args.count, args.concurrency, args.prefix)
 
 
 def _tracking_server(args: argparse.Namespace) -> int:
@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="K",
         help="steps each worker runs at once (default 1: a step uses the cores it is given)",
+    )
+    workers.add_argument(
+        "--prefix",
+        default="mlops",
+        help="workers are named <prefix>-<n>@<host> (default mlops); names must be unique",
     )
     workers.set_defaults(handler=_workers)
     tracking = commands.add_parser(

@@ -63,35 +63,53 @@ def worker_environment(env: dict[str, str]) -> dict[str, str]:
     return {**env, "PATH": os.pathsep.join([scripts, env.get("PATH", "")])}
 
 
-def run_workers(home: Path, count: int, concurrency: int = 1) -> int:
-    """Start ``count`` workers and wait; SIGINT or SIGTERM stops all of them.
+def run_workers(home: Path, count: int, concurrency: int = 1, prefix: str = "mlops") -> int:
+    """Start ``count`` workers named ``<prefix>-<n>@<host>`` and wait.
+
+    SIGINT or SIGTERM stops all of them (each finishes the step in hand). A worker that
+    exits on its own (a broker it cannot reach, a name already taken) stops the others too:
+    a pool that silently shrank would only show as runs that wait.
 
     Returns:
-        0 once every worker stopped after a signal, else the first non-zero exit status.
+        0 once every worker stopped after a signal, else the first failed worker's status.
     """
     config = write_worker_config(home)
     host = os.uname().nodename
     workers = [
         subprocess.Popen(
-            worker_command(config, f"mlops-{n}", concurrency),
+            worker_command(config, f"{prefix}-{n}", concurrency),
             env=worker_environment(dict(os.environ)),
             start_new_session=True,
         )
         for n in range(1, count + 1)
     ]
-    print(f"{count} Celery worker(s) mlops-1..mlops-{count}@{host}, {concurrency} step(s) each")
+    print(
+        f"{count} Celery worker(s) {prefix}-1..{prefix}-{count}@{host}, {concurrency} step(s) each",
+        flush=True,
+    )
     stopping = False
 
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+    def stop_all() -> None:
         for worker in workers:
             if worker.poll() is None:
                 os.killpg(worker.pid, signal.SIGTERM)  # warm shutdown: the step in hand ends
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    def on_signal(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        stop_all()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    unasked: subprocess.Popen[bytes] | None = None  # the first worker that ended on its own
     while any(worker.poll() is None for worker in workers):
+        if not stopping and unasked is None:
+            unasked = next((w for w in workers if w.poll() is not None), None)
+            if unasked is not None:
+                print(f"a worker exited with status {unasked.returncode}: stopping the others")
+                stop_all()
         time.sleep(0.5)
-    failed = [w.returncode for w in workers if w.returncode]
-    return 0 if stopping or not failed else failed[0]
+    if stopping and unasked is None:
+        return 0
+    ended = unasked or workers[0]  # every worker ended on its own at once
+    return ended.returncode or 1  # a pool that stops unasked has failed, whatever the status

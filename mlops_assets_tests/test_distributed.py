@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -23,12 +25,15 @@ from mlops_assets import local_instance
 from mlops_assets_tests.contract import ASSET_KEYS, FIRST_QUARTER
 from mlops_assets_tests.services import scratch_database, scratch_vhost
 from mlops_assets_tests.stack import (
+    BIN,
     ROOT,
     Server,
     free_port,
     group_members,
     job_command,
+    processes_using,
     start_celery_worker,
+    start_server,
     start_tracking_server,
     wait_until,
 )
@@ -210,6 +215,45 @@ def test_the_pipeline_runs_on_postgresql_a_tracking_server_and_two_celery_worker
     training_run = client.get_run(str(champion.run_id))
     assert training_run.info.artifact_uri.startswith("mlflow-artifacts:/")
     assert any((production.root / "artifacts").rglob("MLmodel"))
+
+
+def test_the_workers_command_starts_n_workers_and_stops_them_on_sigterm(
+    production: Production,
+) -> None:
+    """``mlops-assets workers --count 2``, as an operator runs it, then Ctrl-C / SIGTERM."""
+    marker = f"workers-command-{uuid.uuid4().hex}"
+    # Its own names: a name a running worker holds is refused by the broker.
+    command = [str(BIN / "mlops-assets"), "workers", "--count", "2", "--prefix", "command"]
+    supervisor = start_server(
+        "workers-command", command, {**production.env, "MLOPS_TEST_MARKER": marker}, production.logs
+    )
+    try:
+        wait_until(
+            lambda: supervisor.log.read_text(errors="replace").count(" ready.") == 2,
+            120,
+            "both workers of the command ready",
+        )
+        assert "2 Celery worker(s) command-1..command-2@" in supervisor.log.read_text()
+        assert len(processes_using(marker)) >= 1 + 2  # the command and its two workers
+        supervisor.process.send_signal(signal.SIGTERM)  # to the command alone: it stops them
+        assert supervisor.process.wait(timeout=120) == 0
+        wait_until(lambda: not processes_using(marker), 30, "the workers to exit")
+    finally:
+        supervisor.stop()
+
+    # A worker that cannot serve (here: its name is held by a running worker) stops the
+    # command with a failure, rather than leaving a pool that silently shrank.
+    clash = subprocess.run(
+        [str(BIN / "mlops-assets"), "workers", "--count", "2"],
+        cwd=ROOT,
+        env=production.env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert clash.returncode != 0
+    assert "a worker exited with status" in clash.stdout
 
 
 def test_a_worker_killed_in_the_middle_of_a_step_hands_it_to_the_other(
