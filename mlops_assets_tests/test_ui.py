@@ -16,7 +16,7 @@ from dagster_graphql import DagsterGraphQLClient
 from mlflow import MlflowClient
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from mlops_assets_tests.contract import ASSET_KEYS, FIRST_QUARTER
+from mlops_assets_tests.contract import ASSET_KEYS, FIRST_QUARTER, QUICK_SEARCH
 from mlops_assets_tests.stack import ROOT, LocalStack, graphql, local_stack, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -195,12 +195,6 @@ def _run_materializations(stack: LocalStack, run_id: str) -> dict[str, dict[str,
 
 MONTHS = FIRST_QUARTER
 MODEL_ASSETS = ["model_evaluation", "registered_model", "trained_model"]
-QUICK_SEARCH = {
-    "ops": {
-        "trained_model": {"config": {"max_iter": 100, "trials": 1}},
-        "model_evaluation": {"config": {"importance_rows": 500}},
-    }
-}
 MONTH_ASSETS = ["flight_features", "raw_flights", "raw_weather"]
 
 
