@@ -106,10 +106,15 @@ def run_workers(home: Path, count: int, concurrency: int = 1, prefix: str = "mlo
         if not stopping and unasked is None:
             unasked = next((w for w in workers if w.poll() is not None), None)
             if unasked is not None:
-                print(f"a worker exited with status {unasked.returncode}: stopping the others")
                 stop_all()
         time.sleep(0.5)
-    if stopping and unasked is None:
+    if not stopping and unasked is None:  # every worker ended on its own between two looks
+        unasked = workers[0]
+    if unasked is None:
         return 0
-    ended = unasked or workers[0]  # every worker ended on its own at once
-    return ended.returncode or 1  # a pool that stops unasked has failed, whatever the status
+    print(
+        f"a worker exited with status {unasked.returncode} on its own: every worker of this "
+        "command is stopped",
+        flush=True,
+    )
+    return unasked.returncode or 1  # a pool that stops unasked has failed, whatever the status

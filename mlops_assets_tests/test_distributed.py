@@ -5,6 +5,7 @@ and virtual host, removed afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops_assets import local_instance
-from mlops_assets_tests.contract import ASSET_KEYS, FIRST_QUARTER
+from mlops_assets_tests.contract import ASSET_KEYS, FIRST_QUARTER, QUICK_SEARCH
 from mlops_assets_tests.services import scratch_database, scratch_vhost
 from mlops_assets_tests.stack import (
     BIN,
@@ -50,12 +51,6 @@ MONTHLY = {
 }
 DELEGATED = "in celery worker"
 MODEL = "flight_delay_classifier"
-QUICK_SEARCH = {
-    "ops": {
-        "trained_model": {"config": {"max_iter": 100, "trials": 1}},
-        "model_evaluation": {"config": {"importance_rows": 500}},
-    }
-}
 
 
 @dataclass
@@ -243,17 +238,23 @@ def test_the_workers_command_starts_n_workers_and_stops_them_on_sigterm(
 
     # A worker that cannot serve (here: its name is held by a running worker) stops the
     # command with a failure, rather than leaving a pool that silently shrank.
-    clash = subprocess.run(
-        [str(BIN / "mlops-assets"), "workers", "--count", "2"],
-        cwd=ROOT,
-        env=production.env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    clash_marker = f"workers-clash-{uuid.uuid4().hex}"
+    try:
+        clash = subprocess.run(
+            [str(BIN / "mlops-assets"), "workers", "--count", "2"],
+            cwd=ROOT,
+            env={**production.env, "MLOPS_TEST_MARKER": clash_marker},
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    finally:  # its workers run in sessions of their own: a timeout must not leave them
+        for pid in processes_using(clash_marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert clash.returncode != 0
-    assert "a worker exited with status" in clash.stdout
+    assert "a worker exited with status 1 on its own" in clash.stdout
 
 
 def test_a_worker_killed_in_the_middle_of_a_step_hands_it_to_the_other(
