@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mlops_assets import landing, landing_scan, local_instance, settings
+from mlops_assets import landing, landing_scan, local_instance, scale, settings
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -17,11 +17,34 @@ def _seed(args: argparse.Namespace) -> int:
     if args.if_empty and not landing.is_empty(root):
         print(f"{root}: landing zone already holds data; nothing to do")
         return 0
-    results = landing.seed_landing_zone(root, args.through, force=args.force)
+    if args.scale == 1:
+        results = landing.seed_landing_zone(root, args.through, force=args.force)
+    else:
+        results = scale.seed_scaled_landing_zone(
+            root, args.scale, args.seed, args.through, force=args.force
+        )
     counts = Counter(result.action for result in results)
     summary = ", ".join(f"{count} {action}" for action, count in sorted(counts.items()))
-    print(f"{root}: {summary}")
+    scaled = f" (flights x{args.scale}, seed {args.seed})" if args.scale > 1 else ""
+    print(f"{root}: {summary}{scaled}")
     return 0
+
+
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = minimum - 1
+        if number < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a whole number of at least {minimum}"
+            )
+        return number
+
+    return parse
 
 
 def _init_instance(args: argparse.Namespace) -> int:
@@ -101,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     seed = commands.add_parser(
-        "seed", help="Land the NYC flights 2013 data as monthly files in the landing zone."
+        "seed",
+        help="Land the NYC flights 2013 data as monthly files in the landing zone "
+        "(with --scale K, K times its flights).",
     )
     seed.add_argument(
         "--through", metavar="YYYY-MM", help="last month to land (default: all of 2013)"
@@ -114,6 +139,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seed.add_argument(
         "--landing", metavar="DIR", help="landing-zone folder (default: <data dir>/landing)"
+    )
+    seed.add_argument(
+        "--scale",
+        type=_whole_number(1),
+        default=1,
+        metavar="K",
+        help="land K times the flights: each month's real flights plus K-1 copies resampled "
+        "with small perturbations (departures moved a few minutes, delays jittered, real tail "
+        "numbers permuted, free flight numbers); weather and planes stay real (default 1: the "
+        "real data only)",
+    )
+    seed.add_argument(
+        "--seed",
+        type=_whole_number(0),
+        default=0,
+        metavar="S",
+        help="seed of the --scale perturbations: the same seed lands the same bytes (default 0)",
     )
     seed.set_defaults(handler=_seed)
     init = commands.add_parser(
