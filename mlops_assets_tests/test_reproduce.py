@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import os
@@ -19,6 +20,7 @@ from mlops_assets_tests.contract import FAST_RUN_CONFIG, step_failure
 pytestmark = pytest.mark.e2e
 
 MODEL = "flight_delay_classifier"
+ROW_BUDGET = 20_000
 
 
 def _reproduce(instance: dg.DagsterInstance, version: str) -> dg.ExecuteInProcessResult:
@@ -29,15 +31,26 @@ def _reproduce(instance: dg.DagsterInstance, version: str) -> dg.ExecuteInProces
     )
 
 
-def test_a_version_records_its_inputs_and_reproduces_to_the_same_metrics(
+def test_a_version_records_its_inputs_and_reproduces_to_the_same_metrics_and_sample(
     project_env: Path, instance: dg.DagsterInstance
 ) -> None:
     landing.seed_landing_zone(project_env / "landing", "2013-03")
     rebuild.ingest(definitions.defs, instance, project_env / "landing")
     retrain = definitions.defs.resolve_job_def("retrain_job")
-    assert retrain.execute_in_process(instance=instance, run_config=FAST_RUN_CONFIG).success
+    # A budget below January and February's ~50,000 rows: the sample must reproduce too.
+    run_config = copy.deepcopy(FAST_RUN_CONFIG)
+    run_config["ops"]["trained_model"]["config"]["row_budget"] = ROW_BUDGET
+    trained = retrain.execute_in_process(instance=instance, run_config=run_config)
+    assert trained.success
+    model_metadata = trained.asset_materializations_for_node("trained_model")[0].metadata
+    assert model_metadata["subsampled"].value is True
+    assert ROW_BUDGET - 2 <= cast(int, model_metadata["train_rows"].value) <= ROW_BUDGET
+    assert cast(int, model_metadata["rows_available"].value) > 2 * ROW_BUDGET
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     tags = client.get_model_version(MODEL, "1").tags
+    training_run = client.get_run(cast(str, model_metadata["mlflow_run_id"].value))
+    assert training_run.data.tags["subsampled"] == "true"
+    assert training_run.data.params["row_budget"] == str(ROW_BUDGET)
 
     recorded = json.loads(tags[provenance.DATA_VERSIONS_TAG])
     assert sorted(recorded) == ["2013-01", "2013-02", "2013-03"]

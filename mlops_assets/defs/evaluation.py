@@ -1,13 +1,13 @@
 """Evaluation of the trained model on the held-out month."""
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from mlops_assets.defs.metadata import OWNERS, png_markdown
 from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE
 from mlops_assets.records import CHAMPION, ChampionComparison, EvaluationReport, ModelReference
 from mlops_assets.resources import MlflowTracking
+from mlops_assets.resources.io_managers import StoredPartitions
 from mlops_assets.resources.mlflow_tracking import log_files
 
 
@@ -48,7 +48,7 @@ class EvaluationConfig(dg.Config):
 def model_evaluation(
     context: dg.AssetExecutionContext,
     config: EvaluationConfig,
-    flight_features: dict[str, pd.DataFrame],
+    flight_features: StoredPartitions,
     trained_model: ModelReference,
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[EvaluationReport]:
@@ -63,22 +63,22 @@ def model_evaluation(
     from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET
     from mlops_assets.ml.packaging import OUTPUT_COLUMN
     from mlops_assets.ml.promotion import paired_bootstrap_auc
-    from mlops_assets.ml.training import temporal_split
 
     with mlflow_tracking.asset_run(context) as run:
-        split = temporal_split(flight_features)
-        if split.holdout_month != trained_model.holdout_month:
+        holdout_month = max(flight_features)
+        if holdout_month != trained_model.holdout_month:
             raise dg.Failure(
                 allow_retries=False,
                 description=(
-                    f"flight_features now holds out month {split.holdout_month} but "
+                    f"flight_features now holds out month {holdout_month} but "
                     f"trained_model held out month {trained_model.holdout_month}: "
                     "materialize trained_model first."
                 ),
             )
         mlflow.log_params({**config.model_dump(), "model_uri": trained_model.model_uri})
-        features = split.holdout[list(FEATURE_COLUMNS)]
-        y_true = split.holdout[TARGET].to_numpy()
+        holdout = flight_features.read(holdout_month, [*FEATURE_COLUMNS, TARGET])
+        features = holdout[list(FEATURE_COLUMNS)]
+        y_true = holdout[TARGET].to_numpy()
         model = mlflow.pyfunc.load_model(trained_model.model_uri)
         proba = model.predict(features)[OUTPUT_COLUMN].to_numpy()
         metrics = classification_metrics(y_true, proba, config.threshold)
@@ -124,7 +124,7 @@ def model_evaluation(
             )
     report = EvaluationReport(
         model_uri=trained_model.model_uri,
-        holdout_month=split.holdout_month,
+        holdout_month=holdout_month,
         run_id=run.run_id,
         metrics=metrics.as_dict(),
         champion=champion,

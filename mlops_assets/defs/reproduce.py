@@ -7,7 +7,12 @@ from pydantic import Field
 
 from mlops_assets.defs.lineage import model_code_versions, partition_data_versions
 from mlops_assets.defs.policies import MLFLOW_RETRY, TRAINING_POOL
-from mlops_assets.defs.training import TrainingConfig, candidate_workers, search_space
+from mlops_assets.defs.training import (
+    TrainingConfig,
+    candidate_workers,
+    search_space,
+    training_data,
+)
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.io_managers import ParquetIOManager
 
@@ -44,7 +49,6 @@ def reproduce_model_version(
     from mlops_assets.ml.candidates import select_and_train
     from mlops_assets.ml.evaluation import classification_metrics
     from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET
-    from mlops_assets.ml.training import temporal_split
 
     client, name = mlflow_tracking.client(), mlflow_tracking.model_name
     try:
@@ -74,17 +78,17 @@ def reproduce_model_version(
             + ". The lake keeps only the latest data of each month, so these inputs are gone.",
             allow_retries=False,
         )
-    frames = {month: io_manager.read_partition(FEATURES, month) for month in sorted(recorded_data)}
-    split = temporal_split(frames)
+    stored = io_manager.stored_partitions(FEATURES, sorted(recorded_data))
     training = TrainingConfig(**json.loads(tags[provenance.TRAINING_CONFIG_TAG]))
+    data = training_data(stored, training)
     outcome = select_and_train(
-        {month: frames[month] for month in split.train_months},
-        search_space(training),
-        workers=candidate_workers(training),
+        data.by_month, search_space(training), workers=candidate_workers(training)
     )
     threshold = float(json.loads(tags[provenance.EVALUATION_CONFIG_TAG])["threshold"])
-    proba = outcome.model.predict_proba(split.holdout[list(FEATURE_COLUMNS)])[:, 1]
-    reproduced = classification_metrics(split.holdout[TARGET].to_numpy(), proba, threshold)
+    # Scored as model_evaluation scored it: the whole month, in the stored dtypes.
+    holdout = stored.read(data.split.holdout_month, [*FEATURE_COLUMNS, TARGET])
+    proba = outcome.model.predict_proba(holdout[list(FEATURE_COLUMNS)])[:, 1]
+    reproduced = classification_metrics(holdout[TARGET].to_numpy(), proba, threshold)
     evaluation = client.get_run(tags["evaluation_run_id"]).data.metrics
     differences = {
         key: value - evaluation[f"holdout_{key}"]

@@ -1,5 +1,6 @@
 """The trained model: candidates compared on a validation month, the best logged to MLflow."""
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -11,9 +12,11 @@ from mlops_assets.defs.metadata import OWNERS
 from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE, TRAINING_POOL
 from mlops_assets.records import ModelReference
 from mlops_assets.resources import MlflowTracking
+from mlops_assets.resources.io_managers import StoredPartitions
 
 if TYPE_CHECKING:
     from mlops_assets.ml.candidates import SearchSpace
+    from mlops_assets.ml.training import RowSample, TemporalSplit
 
 
 class TrainingConfig(dg.Config):
@@ -45,6 +48,12 @@ class TrainingConfig(dg.Config):
     )
     max_iter: int = Field(default=300, ge=1, le=5000, description="Boosting iterations.")
     random_seed: int = Field(default=42, description="Seed of the draw and of every model.")
+    row_budget: int = Field(
+        default=500_000,
+        ge=1_000,
+        description="Training rows kept at most: beyond it, every (month, label) keeps the same "
+        "seeded share. 2013 has ~300,000 (all kept); 500,000 fit in ~2 GB and ~80 s.",
+    )
     workers: int = Field(
         default=0,
         ge=0,
@@ -70,6 +79,58 @@ def search_space(config: TrainingConfig) -> "SearchSpace":
     )
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """The training months as read (compact, within the budget), and the split they make."""
+
+    by_month: dict[str, pd.DataFrame]
+    split: "TemporalSplit"
+    sample: "RowSample"
+
+
+def training_data(features: StoredPartitions, config: TrainingConfig) -> TrainingData:
+    """The newest month held out; the others read compact, one at a time, within the budget.
+
+    Raises:
+        dg.Failure: With fewer than two months, or a single class on either side.
+    """
+    from mlops_assets.ml.training import (
+        TRAINING_COLUMNS,
+        compact_features,
+        read_training_months,
+        temporal_split,
+    )
+
+    months = sorted(features)
+    if len(months) < 2:
+        raise dg.Failure(
+            description=f"training needs at least two months of {features.asset}, got {months}",
+            allow_retries=False,
+        )
+    train, sample = read_training_months(
+        months[:-1],
+        features.count_rows,
+        lambda month: features.read(month, TRAINING_COLUMNS),
+        budget=config.row_budget,
+        seed=config.random_seed,
+    )
+    holdout = compact_features(features.read(months[-1], TRAINING_COLUMNS))
+    try:
+        return TrainingData(train, temporal_split({**train, months[-1]: holdout}), sample)
+    except ValueError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+
+
+def sample_metadata(sample: "RowSample") -> dict[str, dg.MetadataValue]:
+    """The row budget and what it did, for the materialization."""
+    return {
+        "row_budget": dg.MetadataValue.int(sample.budget),
+        "rows_available": dg.MetadataValue.int(sample.available),
+        "subsampled": dg.MetadataValue.bool(sample.subsampled),
+        "sample_fraction": dg.MetadataValue.float(sample.fraction),
+    }
+
+
 def candidate_workers(config: TrainingConfig) -> int:
     """Worker processes for the candidates: as configured, else one per two cores."""
     from mlops_assets.ml.candidates import default_workers
@@ -90,7 +151,7 @@ def candidate_workers(config: TrainingConfig) -> int:
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
-    flight_features: dict[str, pd.DataFrame],
+    flight_features: StoredPartitions,
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[ModelReference]:
     """The best candidate on the validation month, refitted on all training months, in MLflow."""
@@ -100,11 +161,17 @@ def trained_model(
     from mlops_assets.ml.drift import REFERENCE_ARTIFACT, profile_training_window
     from mlops_assets.ml.features import FEATURE_COLUMNS
     from mlops_assets.ml.packaging import log_pyfunc_model
-    from mlops_assets.ml.training import temporal_split
+    from mlops_assets.ml.training import serving_dtypes
     from mlops_assets.provenance import provenance_tags
 
     with mlflow_tracking.asset_run(context) as run:
-        split = temporal_split(flight_features)
+        data = training_data(flight_features, config)
+        split, sample = data.split, data.sample
+        if sample.subsampled:
+            context.log.info(
+                f"{sample.available:,} training rows exceed the budget of {sample.budget:,}: "
+                f"kept {sample.kept:,}, {sample.fraction:.2%} of every month and label"
+            )
         months = [*split.train_months, split.holdout_month]
         tags = provenance_tags(
             data_versions={
@@ -126,7 +193,7 @@ def trained_model(
             }
         )
         outcome = select_and_train(
-            {month: flight_features[month] for month in split.train_months},
+            data.by_month,
             search_space(config),
             workers=candidate_workers(config),
         )
@@ -154,9 +221,12 @@ def trained_model(
                 )
         mlflow.set_tags({"candidate": outcome.chosen.name, "selection": outcome.selection})
         mlflow.log_params({f"chosen.{k}": v for k, v in outcome.chosen.params.items()})
+        mlflow.set_tag("subsampled", str(sample.subsampled).lower())
         mlflow.log_metrics(
             {
                 "train_rows": len(split.train),
+                "train_rows_available": sample.available,
+                "train_sample_fraction": sample.fraction,
                 "train_delayed_share": float(split.train["is_delayed"].mean()),
             }
         )
@@ -168,7 +238,7 @@ def trained_model(
             seed=config.random_seed,
         )
         mlflow.log_text(drift_reference.to_json(), REFERENCE_ARTIFACT)
-        info = log_pyfunc_model(outcome.model, split.holdout[list(FEATURE_COLUMNS)].head(5))
+        info = log_pyfunc_model(outcome.model, serving_dtypes(split.holdout.head(5)))
     reference = ModelReference(
         model_uri=info.model_uri,
         model_id=info.model_id or "",
@@ -198,6 +268,7 @@ def trained_model(
             ),
             "validation_month": dg.MetadataValue.text(outcome.validation_month or "none"),
             "train_rows": dg.MetadataValue.int(len(split.train)),
+            **sample_metadata(sample),
             "partitions": dg.MetadataValue.json(sorted(flight_features)),
             "train_months": dg.MetadataValue.json(split.train_months),
             "holdout_month": dg.MetadataValue.text(split.holdout_month),

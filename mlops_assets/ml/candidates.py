@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlops_assets.ml.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, TARGET
-from mlops_assets.ml.training import TrainingSettings, build_classifier
+from mlops_assets.ml.training import TrainingSettings, build_classifier, concat_months
 
 LOGISTIC, BOOSTING = "logistic_regression", "hist_gradient_boosting"
 
@@ -198,7 +198,7 @@ def validation_split(features_by_month: Mapping[str, pd.DataFrame]) -> Validatio
     if len(months) < 2:
         return None
     return ValidationSplit(
-        fit=pd.concat([features_by_month[m] for m in months[:-1]], ignore_index=True),
+        fit=concat_months([features_by_month[m] for m in months[:-1]]),
         validation=features_by_month[months[-1]],
         fit_months=months[:-1],
         validation_month=months[-1],
@@ -283,7 +283,7 @@ def select_and_train(
     """
     candidates = propose_candidates(space)
     split = validation_split(train_by_month)
-    train = pd.concat([train_by_month[m] for m in sorted(train_by_month)], ignore_index=True)
+    train = concat_months([train_by_month[m] for m in sorted(train_by_month)])
     if split is None:
         chosen = next((c for c in candidates if c.family == BOOSTING), candidates[0])
         return TrainingOutcome(

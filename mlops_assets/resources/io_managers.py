@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import typing
 import uuid
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import BaseModel, Field
 from upath import UPath
 
 from mlops_assets import settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _write_atomically(path: UPath, payload: bytes) -> None:
@@ -46,13 +50,56 @@ def _require_stored(context: dg.InputContext, path: UPath) -> None:
     )
 
 
+class StoredPartitions(Mapping[str, "pd.DataFrame"]):
+    """Stored partitions of an asset, each read from storage only when asked for.
+
+    The input type of an asset that needs many months but never all of them in memory at
+    once (``trained_model`` reads them one by one, compact and sampled; ``model_evaluation``
+    reads the held-out month only). Indexing reads a whole partition;
+    :meth:`read` reads some columns; :meth:`count_rows` reads the file's footer only.
+    """
+
+    def __init__(self, asset: str, paths: Mapping[str, UPath]) -> None:
+        self.asset = asset
+        self._paths = dict(paths)
+
+    def __getitem__(self, partition: str) -> pd.DataFrame:
+        return self.read(partition)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._paths))
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def _path(self, partition: str) -> UPath:
+        if partition not in self._paths:
+            raise KeyError(f"{self.asset} has no partition {partition!r} in this input")
+        return self._paths[partition]
+
+    def read(self, partition: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """One partition (only ``columns`` when given)."""
+        import pandas as pd
+
+        with self._path(partition).open("rb") as handle:
+            return pd.read_parquet(handle, columns=None if columns is None else list(columns))
+
+    def count_rows(self, partition: str) -> int:
+        """A partition's number of rows, from the Parquet footer (no data is read)."""
+        import pyarrow.parquet as pq
+
+        with self._path(partition).open("rb") as handle:
+            return int(pq.ParquetFile(handle).metadata.num_rows)
+
+
 class ParquetIOManager(dg.UPathIOManager):
     """Parquet on disk, with a memory of the frames this run wrote or read.
 
     With the in-process executor, a frame written by one step is handed to the next ones
-    without re-reading its file, and the months ``trained_model`` read are handed to
-    ``model_evaluation``; files are still written, so other runs, other processes and
-    re-execution read them from storage.
+    without re-reading its file (a month run: raw flights and weather to the features);
+    files are still written, so other runs, other processes and re-execution read them from
+    storage. Inputs declared :class:`StoredPartitions` bypass that memory: they are read
+    when used, so that a run over many months never holds all of them.
     """
 
     extension = ".parquet"
@@ -73,33 +120,41 @@ class ParquetIOManager(dg.UPathIOManager):
         self._frames[str(path)] = obj
 
     def load_partitions(self, context: dg.InputContext) -> Any:
-        """One partition as a frame; several, or any for a ``dict`` input, as month -> frame.
+        """Partitions in the shape the input is declared with.
 
+        One partition as a frame; several, or any for a ``dict`` input, as month -> frame;
+        for a :class:`StoredPartitions` input, the stored files, read later on demand.
         Dagster hands a single partition over bare even to a downstream asset that asks for a
         mapping of partitions; this keeps the shape the input is declared with.
         """
-        loaded = super().load_partitions(context)
         keys = context.asset_partition_keys
         declared = context.dagster_type.typing_type
+        if declared is StoredPartitions:
+            paths = self._get_paths_for_partitions(context)
+            for path in paths.values():
+                _require_stored(context, path)
+            return StoredPartitions(context.asset_key.to_user_string(), paths)
+        loaded = super().load_partitions(context)
         if len(keys) == 1 and (declared is dict or typing.get_origin(declared) is dict):
             return {keys[0]: loaded}
         return loaded
 
-    def read_partition(self, asset: str, partition: str) -> Any:
-        """One stored partition of ``asset``, read outside an asset step (e.g. by an op).
+    def stored_partitions(self, asset: str, partitions: Sequence[str]) -> StoredPartitions:
+        """Stored partitions of ``asset``, read outside an asset step (e.g. by an op).
 
         Raises:
-            FileNotFoundError: When that partition was never stored.
+            FileNotFoundError: Naming the first of ``partitions`` that was never stored.
         """
-        import pandas as pd
-
-        path = self._with_extension(
-            self.make_safe_partition_path(self._base_path / asset, partition)
-        )
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: partition {partition} of {asset} is not stored")
-        with path.open("rb") as handle:
-            return pd.read_parquet(handle)
+        paths = {
+            partition: self._with_extension(
+                self.make_safe_partition_path(self._base_path / asset, partition)
+            )
+            for partition in partitions
+        }
+        for partition, path in paths.items():
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: partition {partition} of {asset} is not stored")
+        return StoredPartitions(asset, paths)
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
         """The frame this run wrote or read at ``path``, else read from storage."""
