@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -20,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_pipeline import timed
+from benchmarks.bench_pipeline import local_environment, timed
 from mlops_assets import landing, settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,13 +46,7 @@ def _repetition(source: Path) -> dict[str, Any]:
         shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
         shutil.copyfile(source / landing.PLANES_FILE, zone / landing.PLANES_FILE)
         _land(source, zone, [landing.month_key(2013, m) for m in range(1, 12)])
-        env = {
-            **os.environ,
-            "MLOPS_DATA_DIR": str(data),
-            "DAGSTER_HOME": str(home),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
-        }
-        env.pop("PYTHONPATH", None)
+        env = local_environment(data, home)
         absorb = [str(BIN / "python"), "-m", "benchmarks.absorb_month", str(Path(scratch) / "c")]
         timed([str(BIN / "mlops-assets"), "materialize"], env)
         _, primed = timed(absorb, env)  # the sensor's first tick: everything is materialized

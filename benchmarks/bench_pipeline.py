@@ -41,6 +41,18 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
+def local_environment(data: Path, home: Path) -> dict[str, str]:
+    """This environment pointed at a scratch data folder, Dagster home and MLflow store."""
+    env = {
+        **os.environ,
+        "MLOPS_DATA_DIR": str(data),
+        "DAGSTER_HOME": str(home),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+    }
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 def run(repeats: int) -> dict[str, Any]:
     """Measure and return the figures."""
     source = settings.landing_dir()
@@ -53,13 +65,7 @@ def run(repeats: int) -> dict[str, Any]:
         home = Path(scratch) / "dagster_home"
         home.mkdir()
         shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
-        env = {
-            **os.environ,
-            "MLOPS_DATA_DIR": str(data),
-            "DAGSTER_HOME": str(home),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
-        }
-        env.pop("PYTHONPATH", None)
+        env = local_environment(data, home)
         dagster = [str(BIN / "mlops-assets"), "materialize"]
         plain = [str(BIN / "python"), "benchmarks/plain_pipeline.py", str(source), scratch + "/p"]
         first_run, _ = timed(dagster, env)  # creates the Dagster and MLflow stores

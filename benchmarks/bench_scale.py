@@ -27,6 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_pipeline import local_environment
 from mlops_assets import landing, settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,13 +93,7 @@ def _repetition(source: Path) -> dict[str, Any]:
         home.mkdir()
         (data / "landing").symlink_to(source)
         shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
-        env = {
-            **os.environ,
-            "MLOPS_DATA_DIR": str(data),
-            "DAGSTER_HOME": str(home),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
-        }
-        env.pop("PYTHONPATH", None)
+        env = local_environment(data, home)
         seconds, rss = measured([str(BIN / "mlops-assets"), "materialize"], env)
         evaluation = json.loads((data / "lake" / "model_evaluation.json").read_text())
         model = json.loads((data / "lake" / "trained_model.json").read_text())

@@ -30,13 +30,14 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from benchmarks.bench_pipeline import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -104,16 +105,6 @@ def _environment(home: Path) -> dict[str, str]:
     env = {**os.environ, "DAGSTER_HOME": str(home), "MLOPS_ENV": "local"}
     env.pop("PYTHONPATH", None)
     return env
-
-
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Run a command in the project folder; its wall time and output (fails loudly)."""
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{command[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return elapsed, done.stdout
 
 
 def _last_json(output: str) -> dict[str, Any]:
