@@ -15,6 +15,8 @@ only right after imports, before any data is loaded: a frozen cycle is never fre
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
 import gc
 import sys
 from collections.abc import Iterator
@@ -60,3 +62,21 @@ def skip_collection_at_exit() -> None:
     """
     atexit.unregister(_freeze_at_exit)
     atexit.register(_freeze_at_exit)
+
+
+def release_memory() -> None:
+    """Give back what a finished run freed, in a process that goes on to run others.
+
+    Frames caught in reference cycles wait for a full collection, which a process that
+    allocates few Python objects (pandas holds data in a few large arrays) rarely reaches;
+    and glibc keeps freed heap pages rather than return them. Measured on the 30x data: a
+    worker running months one after another started each month after the first with 1.4 GB
+    still resident, and its peak grew from 2.5 to 3.1 GB. Collecting, then trimming the heap
+    (``malloc_trim``, glibc only; elsewhere the collection alone), starts every run afresh.
+    """
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is not None:
+        libc = ctypes.CDLL(name)
+        if hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)

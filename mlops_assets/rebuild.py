@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from mlops_assets import landing_scan
+from mlops_assets import gc_policy, landing_scan
 from mlops_assets.defs.partitions import MONTH_PARTITIONS
 
 if TYPE_CHECKING:
@@ -48,15 +48,23 @@ def _execute(
         run_config=run_config or {},
         raise_on_error=False,
     )
-    if not result.success:
-        failures = [
+    run_id, failures = (
+        result.run_id,
+        [
             f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
             for event in result.get_step_failure_events()
             if event.step_failure_data.error
-        ]
+        ],
+    )
+    success = result.success
+    # The result holds every output of the run (a month's frames). This process, or this
+    # worker of the pool, runs the next month next: drop them and start it afresh.
+    del result
+    gc_policy.release_memory()
+    if not success:
         where = f" for {partition_key}" if partition_key else ""
-        raise RebuildError(f"{job_name}{where} failed (run {result.run_id}): {'; '.join(failures)}")
-    return result.run_id
+        raise RebuildError(f"{job_name}{where} failed (run {run_id}): {'; '.join(failures)}")
+    return run_id
 
 
 def _load_code_location() -> None:
