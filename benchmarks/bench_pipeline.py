@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -94,7 +93,6 @@ def run(repeats: int) -> dict[str, Any]:
         "holdout_pr_auc": round(plain_metrics["pr_auc"], 4),
         "holdout_log_loss": round(plain_metrics["log_loss"], 4),
         "holdout_brier": round(plain_metrics["brier_score"], 4),
-        "max_child_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
     }
 
 

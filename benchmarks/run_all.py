@@ -55,7 +55,6 @@ def render(figures: dict[str, Any]) -> str:
             f"{pipeline['ratio']}; {pipeline['paired_ratio_median']} (target <= 1.3)",
         ),
         ("First materialization (creates the stores)", f"{pipeline['first_run_s']} s"),
-        ("Peak RSS of a child process", f"{pipeline['max_child_rss_mb']} MB"),
         (
             f"`landing_zone_sensor` tick, {scan['files']:,} files, nothing new (median of "
             f"{scan['repeats']}; `benchmarks/bench_landing_scan.py`)",
@@ -63,8 +62,8 @@ def render(figures: dict[str, Any]) -> str:
             f"cursor {scan['cursor_kb']} KB)",
         ),
         (
-            f"Absorb one new month: sensor tick to registered model, cold process (median of "
-            f"{month['repeats']}; `benchmarks/bench_incremental.py`)",
+            "Absorb one new month: sensor tick to registered model, cold process "
+            f"({_runs(month['repeats'])}; `benchmarks/bench_incremental.py`)",
             f"{month['incremental_s']} s (first run: tick {phases['sensor_tick_s']} s, "
             f"December's run {phases['month_runs_s']} s, retraining run "
             f"{phases['model_run_s']} s)",
