@@ -26,7 +26,7 @@ import pandas as pd
 
 from benchmarks.bench_pipeline import timed
 from mlops_assets import landing, settings
-from mlops_assets.ml.features import FEATURE_COLUMNS
+from mlops_assets.ml.columns import FEATURE_COLUMNS
 from mlops_assets_tests.stack import model_server
 
 ROOT = Path(__file__).resolve().parent.parent

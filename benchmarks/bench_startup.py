@@ -11,7 +11,8 @@ CPU seconds of the process by then, ``load_cpu_s``, which another job on the mac
 less) and as the whole process (``process_s``: interpreter start and exit too), with the heavy
 libraries the load left in ``sys.modules``; then ``dagster definitions validate -w
 workspace.yaml`` (CLI, instance and the location's snapshot as well). One unmeasured load first
-(bytecode, page cache).
+(bytecode, page cache). Each repetition also loads Dagster's floor, a one-asset code location,
+the same way: ``load_over_floor_s`` is what this project adds to what Dagster itself costs.
 
 Per step: a chain of 10 trivial assets and one of 1, defined here, run as the project runs
 jobs (``execute_in_process`` with a real instance: a temp DAGSTER_HOME holding a copy of
@@ -42,7 +43,27 @@ from benchmarks.bench_pipeline import timed
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODULE, LOCATION = "mlops_assets.definitions", "mlops_assets"
-HEAVY_MODULES = ("mlflow", "sklearn", "pandas", "pyarrow", "matplotlib", "scipy")
+HEAVY_MODULES = (
+    "mlflow",
+    "sklearn",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "pandera",
+    "matplotlib",
+    "scipy",
+)
+# Dagster's own floor: a code location of one trivial asset, loaded the same way.
+FLOOR_MODULE = """import dagster as dg
+
+
+@dg.asset
+def one() -> int:
+    return 1
+
+
+defs = dg.Definitions(assets=[one])
+"""
 LOAD_TARGET_S = 2.0
 PER_STEP_TARGET_S = 0.3
 
@@ -187,9 +208,9 @@ class LoadSample:
     heavy_modules_loaded: list[str]
 
 
-def _load(env: dict[str, str]) -> LoadSample:
-    """Load the code location in a new process, as the code server does."""
-    command = [str(BIN / "python"), "-c", LOAD_CODE, MODULE, LOCATION, str(ROOT)]
+def _load(env: dict[str, str], module: str = MODULE, root: Path = ROOT) -> LoadSample:
+    """Load a code location in a new process, as the code server does."""
+    command = [str(BIN / "python"), "-c", LOAD_CODE, module, LOCATION, str(root)]
     elapsed, out = timed([*command, ",".join(HEAVY_MODULES)], env)
     figures = _last_json(out)
     return LoadSample(
@@ -213,11 +234,18 @@ def run(repeats: int) -> dict[str, Any]:
         home.mkdir()
         shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
         env = _environment(home)
+        floor_root = Path(scratch) / "floor"
+        floor_root.mkdir()
+        (floor_root / "floor_definitions.py").write_text(FLOOR_MODULE)
+        floor_env = {**env, "PYTHONPATH": str(floor_root)}
         _load(env)  # warm-up: bytecode and page cache
+        _load(floor_env, "floor_definitions", floor_root)
         loads: list[LoadSample] = []
+        floors: list[LoadSample] = []
         validate_times = []
         for _ in range(repeats):
             loads.append(_load(env))
+            floors.append(_load(floor_env, "floor_definitions", floor_root))
             validate_times.append(timed(validate, env)[0])
         chains_code = (
             "import json; from benchmarks.bench_startup import measure_chains; "
@@ -232,6 +260,10 @@ def run(repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "load_s": load_s,
         "load_cpu_s": _median([s.cpu_s for s in loads]),
+        "dagster_floor_load_s": _median([s.load_s for s in floors]),
+        "load_over_floor_s": _median(
+            [a.load_s - b.load_s for a, b in zip(loads, floors, strict=True)]
+        ),
         "process_s": _median([s.process_s for s in loads]),
         "validate_s": _median(validate_times),
         "jobs_loaded": loads[-1].jobs,

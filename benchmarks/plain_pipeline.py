@@ -14,8 +14,9 @@ from pathlib import Path
 from mlops_assets import landing
 from mlops_assets.ml import raw
 from mlops_assets.ml.candidates import SearchSpace, default_workers, select_and_train
+from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.evaluation import classification_metrics, diagnostic_plots, feature_importance
-from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET, build_features
+from mlops_assets.ml.features import build_features
 from mlops_assets.ml.training import temporal_split
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from mlops_assets import settings
 from mlops_assets.definitions import defs
-from mlops_assets.ml.features import FEATURE_COLUMNS
+from mlops_assets.ml.columns import FEATURE_COLUMNS
 
 
 def main(month: str, repeats: int) -> dict[str, float | str]:

@@ -119,6 +119,23 @@ def _tracking_server(args: argparse.Namespace) -> int:
     os.execve(command[0], command, environment)
 
 
+def _table_schemas(args: argparse.Namespace) -> int:
+    import json
+
+    from mlops_assets.defs import tables
+
+    text = json.dumps(tables.column_schemas(), indent=2, sort_keys=True) + "\n"
+    if args.check:
+        if tables.SNAPSHOT.read_text() != text:
+            print(f"{tables.SNAPSHOT}: stale; run `mlops-assets table-schemas`", file=sys.stderr)
+            return 1
+        print(f"{tables.SNAPSHOT}: matches mlops_assets/ml/schemas.py")
+        return 0
+    tables.SNAPSHOT.write_text(text)
+    print(f"{tables.SNAPSHOT}: written from mlops_assets/ml/schemas.py")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests)."""
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
@@ -191,6 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
         "can backfill them (the landing_zone_sensor does it too when it is on).",
     )
     register.set_defaults(handler=_register_months)
+    table_schemas = commands.add_parser(
+        "table-schemas",
+        help="Write the tables' column schemas, as the UI shows them, from the pandera "
+        "schemas in mlops_assets/ml/schemas.py (run it after changing them): the code "
+        "location reads that file when it loads, without importing pandera.",
+    )
+    table_schemas.add_argument(
+        "--check", action="store_true", help="exit 1 when the file is stale; write nothing"
+    )
+    table_schemas.set_defaults(handler=_table_schemas)
     workers = commands.add_parser(
         "workers",
         help="Start N Celery workers for the production profile (MLOPS_ENV=production): "

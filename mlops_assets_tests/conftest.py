@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from mlops_assets import landing
-from mlops_assets.ml import raw
-from mlops_assets.ml.features import WEATHER_COLUMNS, build_month_features
+from mlops_assets.ml import raw, schemas
+from mlops_assets.ml.columns import WEATHER_COLUMNS
+from mlops_assets.ml.features import build_month_features
 from mlops_assets_tests.contract import FIRST_QUARTER
 
 
@@ -101,6 +102,13 @@ def raw_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     if "time_hour" in frame:
         frame["time_hour"] = pd.to_datetime(frame["time_hour"], utc=True)
     return frame
+
+
+def typed_flights(rows: list[dict[str, object]]) -> pd.DataFrame:
+    """Hand-made raw flight rows in the dtypes the raw_flights schema declares."""
+    frame = raw_frame(rows)
+    types = {c: t for c, t in schemas.RAW_FLIGHTS.dtypes.items() if c != "time_hour"}
+    return frame.astype({c: str(t) for c, t in types.items()})
 
 
 def weather_row(origin: str, time_hour: str, **values: float) -> dict[str, object]:

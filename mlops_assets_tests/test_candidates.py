@@ -16,8 +16,8 @@ from mlops_assets.ml.candidates import (
     propose_candidates,
     select_and_train,
 )
+from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.evaluation import feature_importance
-from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET
 
 QUICK = SearchSpace(trials=2, max_iter=20)
 

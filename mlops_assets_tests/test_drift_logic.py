@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mlops_assets.ml import drift
-from mlops_assets.ml.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from mlops_assets.ml.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 LN2 = math.log(2)
 

@@ -10,10 +10,8 @@ import pytest
 
 from mlops_assets import landing
 from mlops_assets.ml import raw
+from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET, WEATHER_COLUMNS
 from mlops_assets.ml.features import (
-    FEATURE_COLUMNS,
-    TARGET,
-    WEATHER_COLUMNS,
     FeatureSettings,
     build_features,
     build_month_features,

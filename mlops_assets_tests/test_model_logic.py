@@ -8,8 +8,8 @@ import pytest
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 
+from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.evaluation import classification_metrics, feature_importance
-from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.promotion import (
     GateDecision,
     GateSettings,

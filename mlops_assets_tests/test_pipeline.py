@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from mlops_assets import definitions, landing, rebuild
 from mlops_assets.defs.raw_data import raw_flights
 from mlops_assets.ml import candidates
-from mlops_assets.ml.features import FEATURE_COLUMNS
+from mlops_assets.ml.columns import FEATURE_COLUMNS
 from mlops_assets.resources import build_resources
 from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
 from mlops_assets_tests.stack import http_ok, model_server

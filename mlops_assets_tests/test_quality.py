@@ -6,23 +6,17 @@ import pandas as pd
 import pytest
 
 from mlops_assets.ml import quality, schemas
-from mlops_assets_tests.conftest import raw_flight, raw_frame
-
-
-def _typed(rows: list[dict[str, object]]) -> pd.DataFrame:
-    frame = raw_frame(rows)
-    types = {c: t for c, t in schemas.RAW_FLIGHTS.dtypes.items() if c != "time_hour"}
-    return frame.astype({c: str(t) for c, t in types.items()})
+from mlops_assets_tests.conftest import raw_flight, typed_flights
 
 
 def test_a_conforming_frame_passes_the_schema() -> None:
-    frame = _typed([raw_flight(flight=1), raw_flight(flight=2)])
+    frame = typed_flights([raw_flight(flight=1), raw_flight(flight=2)])
     outcome = quality.schema_outcome(frame, schemas.RAW_FLIGHTS, "f.csv.gz")
     assert outcome.passed and outcome.blocking
 
 
 def test_the_schema_names_every_column_and_value_at_fault() -> None:
-    frame = _typed(
+    frame = typed_flights(
         [raw_flight(flight=1, carrier="ZZ"), raw_flight(flight=2, distance=-5, minute=75)]
     )
     outcome = quality.schema_outcome(frame, schemas.RAW_FLIGHTS, "f.csv.gz")
@@ -36,14 +30,16 @@ def test_the_schema_names_every_column_and_value_at_fault() -> None:
 
 
 def test_duplicates_are_counted_once_per_extra_row_and_shown_by_key() -> None:
-    frame = _typed([raw_flight(flight=7)] * 3 + [raw_flight(flight=8)])
+    frame = typed_flights([raw_flight(flight=7)] * 3 + [raw_flight(flight=8)])
     outcome = quality.duplicates_outcome(frame, schemas.FLIGHT_KEY, "f")
     assert not outcome.passed and outcome.numbers["duplicated_rows"] == 2
     assert "e.g. 2013 1 1 UA 7 EWR" in outcome.summary
 
 
 def test_rows_of_another_month_are_counted_by_month() -> None:
-    frame = _typed([raw_flight(month=1), raw_flight(month=2, flight=2), raw_flight(flight=3)])
+    frame = typed_flights(
+        [raw_flight(month=1), raw_flight(month=2, flight=2), raw_flight(flight=3)]
+    )
     outcome = quality.month_outcome(frame, "2013-01", "f")
     assert not outcome.passed
     assert "1 of 3 rows are not in 2013-01 (1 in 2013-02; first at line 3)" in outcome.summary

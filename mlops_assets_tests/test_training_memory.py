@@ -14,7 +14,7 @@ import pytest
 from upath import UPath
 
 from mlops_assets.defs.training import TrainingConfig, training_data
-from mlops_assets.ml.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, TARGET
+from mlops_assets.ml.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, TARGET
 from mlops_assets.ml.training import (
     AVERAGED_FEATURES,
     FLOAT32_FEATURES,
@@ -24,7 +24,8 @@ from mlops_assets.ml.training import (
     serving_dtypes,
     stratified_sample,
 )
-from mlops_assets.resources.io_managers import ParquetIOManager, StoredPartitions
+from mlops_assets.resources.io_managers import StoredPartitions
+from mlops_assets.resources.lake import ParquetIOManager
 
 MONTHS = ["2013-01", "2013-02", "2013-03"]
 

@@ -7,13 +7,18 @@ partition stored before stays as it was, and nothing downstream (features, train
 ``@champion``) ever sees the bad data. The other checks only warn.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from mlops_assets.defs.partitions import MONTHS
-from mlops_assets.ml.quality import Outcome
+
+if TYPE_CHECKING:
+    from mlops_assets.ml.quality import Outcome
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from mlops_assets.defs.jobs import retrain_job
@@ -23,7 +22,8 @@ from mlops_assets.defs.metadata import OWNERS, table_metadata
 from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import FILE_RETRY, MLFLOW_RETRY
 from mlops_assets.defs.registry import usable_champion
-from mlops_assets.ml.drift import REFERENCE_ARTIFACT, SEASONAL_FEATURES, judge
+from mlops_assets.defs.tables import DataFrame
+from mlops_assets.ml.columns import SEASONAL_FEATURES
 from mlops_assets.resources import MlflowTracking
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ def _champion_reference(
     context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking
 ) -> ChampionReference | str:
     """The champion to measure against, or why there is none to measure against."""
+    from mlops_assets.ml.drift import REFERENCE_ARTIFACT
+
     version, why = usable_champion(context.instance, mlflow_tracking)
     if version is None:
         return why
@@ -85,7 +87,7 @@ def _champion_reference(
     return ChampionReference(version=version, training_run=run_id)
 
 
-def _drift_table(table: pd.DataFrame) -> dg.MetadataValue:
+def _drift_table(table: DataFrame) -> dg.MetadataValue:
     """The drift table as the UI shows it: feature, kind, PSI, status, gating."""
     return dg.MetadataValue.table(
         records=[
@@ -129,14 +131,14 @@ def _drift_table(table: pd.DataFrame) -> dg.MetadataValue:
 def feature_drift(
     context: dg.AssetExecutionContext,
     config: DriftConfig,
-    flight_features: pd.DataFrame,
+    flight_features: DataFrame,
     mlflow_tracking: MlflowTracking,
-) -> Iterator[dg.Output[pd.DataFrame]]:
+) -> Iterator[dg.Output[DataFrame]]:
     """PSI of each feature and of the prediction: the month against @champion's training rows."""
     import mlflow
 
     from mlops_assets.ml import drift
-    from mlops_assets.ml.features import FEATURE_COLUMNS
+    from mlops_assets.ml.columns import FEATURE_COLUMNS
     from mlops_assets.ml.packaging import OUTPUT_COLUMN
 
     month = month_of(context)
@@ -155,14 +157,14 @@ def feature_drift(
         return
     with mlflow_tracking.asset_run(context) as run:
         reference = drift.DriftReference.from_json(
-            mlflow.artifacts.load_text(f"runs:/{target.training_run}/{REFERENCE_ARTIFACT}")
+            mlflow.artifacts.load_text(f"runs:/{target.training_run}/{drift.REFERENCE_ARTIFACT}")
         )
         model = mlflow.pyfunc.load_model(mlflow_tracking.version_uri(target.version))
         scored = drift.sample_rows(flight_features, drift.MONTH_SCORE_ROWS, seed=0)
         scores = model.predict(scored[list(FEATURE_COLUMNS)])[OUTPUT_COLUMN].to_numpy()
         report = drift.measure_drift(reference, flight_features, scores)
         table = report.to_frame(thresholds, config.seasonal_features)
-        verdict = judge(table)
+        verdict = drift.judge(table)
         prediction_psi = report.prediction.psi if report.prediction else float("nan")
         mlflow.log_params(
             {
@@ -218,8 +220,10 @@ def feature_drift(
     "fails, severity ERROR, when a gating feature or the prediction moved past fail_psi "
     "(default 0.25), which makes drift_retrain_sensor retrain.",
 )
-def drift_within_thresholds(feature_drift: pd.DataFrame) -> dg.AssetCheckResult:
+def drift_within_thresholds(feature_drift: DataFrame) -> dg.AssetCheckResult:
     """Warn above the warn threshold; fail (ERROR) when a gating feature passes the fail one."""
+    from mlops_assets.ml.drift import judge
+
     verdict = judge(feature_drift)
     return dg.AssetCheckResult(
         passed=verdict.outcome == "ok",

@@ -55,12 +55,12 @@ def model_evaluation(
     """Held-out metrics and plots of the new model and of the champion, on the same rows."""
     import mlflow
 
+    from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
     from mlops_assets.ml.evaluation import (
         classification_metrics,
         diagnostic_plots,
         feature_importance,
     )
-    from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET
     from mlops_assets.ml.packaging import OUTPUT_COLUMN
     from mlops_assets.ml.promotion import paired_bootstrap_auc
 

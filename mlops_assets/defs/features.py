@@ -3,15 +3,13 @@
 from collections.abc import Iterator
 
 import dagster as dg
-import pandas as pd
-from dagster_pandera import pandera_schema_to_dagster_type
 from pydantic import Field
 
 from mlops_assets.defs import checks
 from mlops_assets.defs.metadata import OWNERS, table_metadata
 from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import FILE_RETRY, REFRESH_WHEN_INPUTS_CHANGE
-from mlops_assets.ml import quality, schemas
+from mlops_assets.defs.tables import DataFrame, table_type
 from mlops_assets.resources import MlflowTracking
 
 
@@ -82,20 +80,21 @@ class FeatureConfig(dg.Config):
     retry_policy=FILE_RETRY,
     partitions_def=MONTHS,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
-    dagster_type=pandera_schema_to_dagster_type(schemas.FLIGHT_FEATURES),
+    dagster_type=table_type("flight_features"),
     check_specs=checks.check_specs("flight_features", checks.FEATURE_CHECKS),
 )
 def flight_features(
     context: dg.AssetExecutionContext,
     config: FeatureConfig,
-    raw_flights: pd.DataFrame,
-    raw_weather: pd.DataFrame,
-    raw_planes: pd.DataFrame,
+    raw_flights: DataFrame,
+    raw_weather: DataFrame,
+    raw_planes: DataFrame,
     mlflow_tracking: MlflowTracking,
-) -> Iterator[dg.AssetCheckResult | dg.Output[pd.DataFrame]]:
+) -> Iterator[dg.AssetCheckResult | dg.Output[DataFrame]]:
     """A month's flights joined with origin weather, plane attributes and recent delays."""
     import mlflow
 
+    from mlops_assets.ml import quality, schemas
     from mlops_assets.ml.features import FeatureSettings, build_month_features
 
     month = month_of(context)

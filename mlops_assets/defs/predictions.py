@@ -1,15 +1,13 @@
 """Batch predictions: each month's flights scored by the champion of the moment."""
 
 import dagster as dg
-import pandas as pd
-from dagster_pandera import pandera_schema_to_dagster_type
 
 from mlops_assets.defs.freshness import PREDICTIONS_FRESHNESS
 from mlops_assets.defs.metadata import OWNERS, table_metadata
 from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import MLFLOW_RETRY
 from mlops_assets.defs.registry import usable_champion
-from mlops_assets.ml.schemas import FLIGHT_DELAY_PREDICTIONS
+from mlops_assets.defs.tables import DataFrame, table_type
 from mlops_assets.resources import MlflowTracking
 
 
@@ -23,14 +21,14 @@ from mlops_assets.resources import MlflowTracking
     # Not an input: the champion is read from the registry, and the data version of
     # registered_model (the champion's) makes these predictions stale when it changes.
     deps=["registered_model"],
-    dagster_type=pandera_schema_to_dagster_type(FLIGHT_DELAY_PREDICTIONS),
+    dagster_type=table_type("flight_delay_predictions"),
     freshness_policy=PREDICTIONS_FRESHNESS,
 )
 def flight_delay_predictions(
     context: dg.AssetExecutionContext,
-    flight_features: pd.DataFrame,
+    flight_features: DataFrame,
     mlflow_tracking: MlflowTracking,
-) -> dg.Output[pd.DataFrame]:
+) -> dg.Output[DataFrame]:
     """The month's flights scored by @champion, with the version that scored each row."""
     import mlflow
 

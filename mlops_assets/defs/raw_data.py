@@ -3,25 +3,28 @@
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
-import pandas as pd
-import pandera.pandas as pa
-from dagster_pandera import pandera_schema_to_dagster_type
 from pydantic import Field
 
 from mlops_assets.defs import checks
 from mlops_assets.defs.metadata import OWNERS, table_metadata
 from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import FILE_RETRY
+from mlops_assets.defs.tables import DataFrame, table_type
 from mlops_assets.landing import LandingError
 from mlops_assets.landing_scan import content_version
-from mlops_assets.ml import quality, raw, schemas
 from mlops_assets.resources import AssetRun, LandingZone, MlflowTracking
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
+
+    from mlops_assets.ml.quality import Outcome
 
 GROUP = "ingestion"
 
-RawEvents = Iterator[dg.AssetCheckResult | dg.Output[pd.DataFrame]]
+RawEvents = Iterator[dg.AssetCheckResult | dg.Output[DataFrame]]
 
 
 class RawChecksConfig(dg.Config):
@@ -44,10 +47,9 @@ class RawChecksConfig(dg.Config):
 
 
 def raw_asset(
-    schema: pa.DataFrameSchema, checked: Sequence[checks.Check]
+    name: str, checked: Sequence[checks.Check]
 ) -> Callable[[Callable[..., RawEvents]], dg.AssetsDefinition]:
     """Declare a raw asset with its declared schema (columns shown in the UI) and checks."""
-    name = str(schema.name)
     monthly = name != "raw_planes"
     return dg.asset(
         name=name,
@@ -57,12 +59,14 @@ def raw_asset(
         code_version="3",
         retry_policy=FILE_RETRY,
         partitions_def=MONTHS if monthly else None,
-        dagster_type=pandera_schema_to_dagster_type(schema),
+        dagster_type=table_type(name),
         check_specs=checks.check_specs(name, checked, partitioned=monthly),
     )
 
 
-def _read(path: Path, schema: Mapping[str, str]) -> pd.DataFrame:
+def _read(path: Path, schema: Mapping[str, str]) -> DataFrame:
+    from mlops_assets.ml import raw
+
     try:
         return raw.read_raw_csv(path, schema)
     except LandingError as error:
@@ -70,8 +74,8 @@ def _read(path: Path, schema: Mapping[str, str]) -> pd.DataFrame:
 
 
 def _output(
-    frame: pd.DataFrame, paths: list[Path], run: AssetRun, **extra: dg.MetadataValue
-) -> dg.Output[pd.DataFrame]:
+    frame: DataFrame, paths: list[Path], run: AssetRun, **extra: dg.MetadataValue
+) -> dg.Output[DataFrame]:
     version = content_version(paths)
     return dg.Output(
         frame,
@@ -92,29 +96,36 @@ class MonthlyTable:
 
     name: str
     types: Mapping[str, str]
-    schema: pa.DataFrameSchema
+    schema: "pa.DataFrameSchema"
     key: Sequence[str]
     limits: Mapping[str, tuple[float, float]]
     """Readings outside these bounds are blanked and reported (sensor glitches)."""
 
 
-FLIGHTS = MonthlyTable(
-    "flights", raw.FLIGHTS_SCHEMA, schemas.RAW_FLIGHTS, schemas.FLIGHT_KEY, limits={}
-)
-WEATHER = MonthlyTable(
-    "weather", raw.WEATHER_SCHEMA, schemas.RAW_WEATHER, schemas.WEATHER_KEY, schemas.WEATHER_LIMITS
-)
+def monthly_table(name: Literal["flights", "weather"]) -> MonthlyTable:
+    """How the table's monthly files are read and checked (pandera loads here, in the step)."""
+    from mlops_assets.ml import raw, schemas
+
+    if name == "flights":
+        return MonthlyTable(
+            name, raw.FLIGHTS_SCHEMA, schemas.RAW_FLIGHTS, schemas.FLIGHT_KEY, limits={}
+        )
+    return MonthlyTable(
+        name, raw.WEATHER_SCHEMA, schemas.RAW_WEATHER, schemas.WEATHER_KEY, schemas.WEATHER_LIMITS
+    )
 
 
 def _month_outcomes(
     table: MonthlyTable,
-    current: pd.DataFrame,
-    previous: pd.DataFrame | None,
+    current: DataFrame,
+    previous: DataFrame | None,
     masked: Mapping[str, list[float]],
     month: str,
     path: Path,
     config: RawChecksConfig,
-) -> list[quality.Outcome]:
+) -> list["Outcome"]:
+    from mlops_assets.ml import quality
+
     source = str(path)
     outcomes = [
         quality.schema_outcome(current, table.schema, source),
@@ -140,10 +151,13 @@ def _materialize_month(
     config: RawChecksConfig,
     landing_zone: LandingZone,
     mlflow_tracking: MlflowTracking,
-    table: MonthlyTable,
+    name: Literal["flights", "weather"],
 ) -> RawEvents:
     import mlflow
 
+    from mlops_assets.ml import quality, raw
+
+    table = monthly_table(name)
     month = month_of(context)
     with mlflow_tracking.asset_run(context) as run:
         path = landing_zone.month_file(table.name, month)
@@ -177,7 +191,7 @@ def _materialize_month(
     )
 
 
-@raw_asset(schemas.RAW_FLIGHTS, checks.RAW_FLIGHTS_CHECKS)
+@raw_asset("raw_flights", checks.RAW_FLIGHTS_CHECKS)
 def raw_flights(
     context: dg.AssetExecutionContext,
     config: RawChecksConfig,
@@ -185,10 +199,10 @@ def raw_flights(
     mlflow_tracking: MlflowTracking,
 ) -> RawEvents:
     """A month's flights departing New York City, typed and checked, after the previous 7 days."""
-    yield from _materialize_month(context, config, landing_zone, mlflow_tracking, FLIGHTS)
+    yield from _materialize_month(context, config, landing_zone, mlflow_tracking, "flights")
 
 
-@raw_asset(schemas.RAW_WEATHER, checks.RAW_WEATHER_CHECKS)
+@raw_asset("raw_weather", checks.RAW_WEATHER_CHECKS)
 def raw_weather(
     context: dg.AssetExecutionContext,
     config: RawChecksConfig,
@@ -196,15 +210,17 @@ def raw_weather(
     mlflow_tracking: MlflowTracking,
 ) -> RawEvents:
     """A month's hourly weather at the three airports, typed and checked, after 7 days before."""
-    yield from _materialize_month(context, config, landing_zone, mlflow_tracking, WEATHER)
+    yield from _materialize_month(context, config, landing_zone, mlflow_tracking, "weather")
 
 
-@raw_asset(schemas.RAW_PLANES, (checks.SCHEMA,))
+@raw_asset("raw_planes", (checks.SCHEMA,))
 def raw_planes(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> RawEvents:
     """Aircraft attributes by tail number (maker, model, year, seats, engines)."""
     import mlflow
+
+    from mlops_assets.ml import quality, raw, schemas
 
     with mlflow_tracking.asset_run(context) as run:
         path = landing_zone.planes_file()

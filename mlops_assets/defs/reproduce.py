@@ -14,7 +14,7 @@ from mlops_assets.defs.training import (
     training_data,
 )
 from mlops_assets.resources import MlflowTracking
-from mlops_assets.resources.io_managers import ParquetIOManager
+from mlops_assets.resources.io_managers import PartitionStore
 
 FEATURES = "flight_features"
 
@@ -39,7 +39,7 @@ def reproduce_model_version(
     context: dg.OpExecutionContext,
     config: ReproduceConfig,
     mlflow_tracking: MlflowTracking,
-    io_manager: dg.ResourceParam[ParquetIOManager],
+    io_manager: dg.ResourceParam[PartitionStore],
 ) -> dg.Output[None]:
     """Retrain the version from the same partitions and configuration; report metric differences."""
     import mlflow
@@ -47,8 +47,8 @@ def reproduce_model_version(
 
     from mlops_assets import provenance
     from mlops_assets.ml.candidates import select_and_train
+    from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
     from mlops_assets.ml.evaluation import classification_metrics
-    from mlops_assets.ml.features import FEATURE_COLUMNS, TARGET
 
     client, name = mlflow_tracking.client(), mlflow_tracking.model_name
     try:

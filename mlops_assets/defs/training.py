@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from mlops_assets.defs.lineage import model_code_versions, partition_data_versions
@@ -15,6 +14,8 @@ from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.io_managers import StoredPartitions
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from mlops_assets.ml.candidates import SearchSpace
     from mlops_assets.ml.training import RowSample, TemporalSplit
 
@@ -83,7 +84,7 @@ def search_space(config: TrainingConfig) -> "SearchSpace":
 class TrainingData:
     """The training months as read (compact, within the budget), and the split they make."""
 
-    by_month: dict[str, pd.DataFrame]
+    by_month: dict[str, "pd.DataFrame"]
     split: "TemporalSplit"
     sample: "RowSample"
 
@@ -158,8 +159,8 @@ def trained_model(
     import mlflow
 
     from mlops_assets.ml.candidates import select_and_train
+    from mlops_assets.ml.columns import FEATURE_COLUMNS
     from mlops_assets.ml.drift import REFERENCE_ARTIFACT, profile_training_window
-    from mlops_assets.ml.features import FEATURE_COLUMNS
     from mlops_assets.ml.packaging import log_pyfunc_model
     from mlops_assets.ml.training import serving_dtypes
     from mlops_assets.provenance import provenance_tags

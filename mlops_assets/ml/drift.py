@@ -58,11 +58,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from mlops_assets.ml.features import (
+from mlops_assets.ml.columns import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
     NUMERIC_FEATURES,
-    WEATHER_COLUMNS,
+    SEASONAL_FEATURES,
 )
 
 EPSILON = 1e-4
@@ -77,8 +77,6 @@ PREDICTION = "delay_probability"
 """The name the prediction's drift is reported under (the served model's output column)."""
 REFERENCE_ARTIFACT = "drift/reference.json"
 """Where ``trained_model`` logs the reference profile, in the model's MLflow run."""
-SEASONAL_FEATURES: tuple[str, ...] = WEATHER_COLUMNS
-"""Features that move with the calendar: reported, but they cannot fail the check alone."""
 
 Kind = Literal["numeric", "categorical", "prediction"]
 Status = Literal["ok", "warn", "fail"]

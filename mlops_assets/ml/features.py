@@ -21,65 +21,16 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.landing import parse_month
+from mlops_assets.ml.columns import (
+    CATEGORICAL_FEATURES,
+    FEATURE_COLUMNS,
+    KEY_COLUMNS,
+    TARGET,
+    WEATHER_COLUMNS,
+)
 
-TARGET = "is_delayed"
 DELAY_THRESHOLD_MINUTES = 15
-
-CATEGORICAL_FEATURES: tuple[str, ...] = (
-    "carrier",
-    "origin",
-    "dest",
-    "plane_manufacturer",
-    "plane_type",
-    "plane_engine",
-)
-NUMERIC_FEATURES: tuple[str, ...] = (
-    "sched_hour",
-    "sched_minute",
-    "day_of_week",
-    "distance",
-    "origin_flights_this_hour",
-    "plane_age",
-    "plane_seats",
-    "plane_engines",
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-    "weather_age_minutes",
-    "origin_recent_dep_delay",
-    "origin_recent_delayed_share",
-    "minutes_since_origin_departure",
-    "origin_backlog",
-    "dest_recent_dep_delay",
-    "minutes_since_dest_departure",
-    "carrier_origin_recent_dep_delay",
-    "tail_prev_leg_delay",
-    "tail_sched_gap_minutes",
-    "tail_leg_of_day",
-)
-FEATURE_COLUMNS: tuple[str, ...] = CATEGORICAL_FEATURES + NUMERIC_FEATURES
-# Identify a row and place it in time; not model inputs.
-KEY_COLUMNS: tuple[str, ...] = ("month", "sched_dep_utc", "carrier_flight", "tailnum")
-
 PREVIOUS_LEG_HORIZON_HOURS = 24
-
-WEATHER_COLUMNS: tuple[str, ...] = (
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from mlops_assets.ml.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from mlops_assets.ml.columns import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature

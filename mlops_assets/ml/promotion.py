@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+# numpy is imported by the functions that compute: the code location loads the dataclasses
+# (through mlops_assets.records) and should not pay for numpy.
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ def _weighted_aucs(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray
     Rows are sorted by score once; equal scores form one group, so each weighting costs a
     few vectorised sums instead of a sort.
     """
+    import numpy as np
+
     order = np.argsort(scores, kind="stable")
     sorted_scores = scores[order]
     starts = np.concatenate(([0], np.flatnonzero(np.diff(sorted_scores)) + 1))
@@ -113,6 +119,8 @@ def paired_bootstrap_auc(
         ValueError: On mismatched lengths, a single class, fewer than 1,000 resamples or a
             confidence outside (0, 1).
     """
+    import numpy as np
+
     if not len(y_true) == len(challenger) == len(champion):
         raise ValueError(
             f"{len(y_true)} labels, {len(challenger)} challenger and {len(champion)} "

@@ -193,3 +193,9 @@ FLIGHT_DELAY_PREDICTIONS = pa.DataFrameSchema(
     strict=True,
     ordered=True,
 )
+
+TABLES: dict[str, pa.DataFrameSchema] = {
+    str(schema.name): schema
+    for schema in (RAW_FLIGHTS, RAW_WEATHER, RAW_PLANES, FLIGHT_FEATURES, FLIGHT_DELAY_PREDICTIONS)
+}
+"""Every stored table's schema, by the name of the asset that stores it."""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from mlops_assets.ml.features import FEATURE_COLUMNS, KEY_COLUMNS, TARGET
+from mlops_assets.ml.columns import FEATURE_COLUMNS, KEY_COLUMNS, TARGET
 from mlops_assets.ml.packaging import OUTPUT_COLUMN
 
 MODEL_VERSION_COLUMN = "model_version"
