@@ -17,10 +17,12 @@ from __future__ import annotations
 import atexit
 import ctypes
 import ctypes.util
+import functools
 import gc
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 def freeze_long_lived_objects() -> None:
@@ -75,8 +77,13 @@ def release_memory() -> None:
     (``malloc_trim``, glibc only; elsewhere the collection alone), starts every run afresh.
     """
     gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """The C library's ``malloc_trim``, looked up once (``find_library`` runs ``ldconfig``)."""
     name = ctypes.util.find_library("c")
-    if name is not None:
-        libc = ctypes.CDLL(name)
-        if hasattr(libc, "malloc_trim"):
-            libc.malloc_trim(0)
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name is not None else None

@@ -48,15 +48,12 @@ def _execute(
         run_config=run_config or {},
         raise_on_error=False,
     )
-    run_id, failures = (
-        result.run_id,
-        [
-            f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
-            for event in result.get_step_failure_events()
-            if event.step_failure_data.error
-        ],
-    )
-    success = result.success
+    run_id, success = result.run_id, result.success
+    failures = [
+        f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+        for event in result.get_step_failure_events()
+        if event.step_failure_data.error
+    ]
     # The result holds every output of the run (a month's frames). This process, or this
     # worker of the pool, runs the next month next: drop them and start it afresh.
     del result
