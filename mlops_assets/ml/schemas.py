@@ -111,7 +111,9 @@ RAW_WEATHER = pa.DataFrameSchema(
             column: pa.Column("float32", pa.Check.in_range(low, high), nullable=True)
             for column, (low, high) in WEATHER_LIMITS.items()
         },
-        "time_hour": pa.Column(UTC, description="observation hour, UTC"),
+        "time_hour": pa.Column(
+            UTC, description="start of the reported hour, UTC; the row is known one hour later"
+        ),
     },
     strict=True,
 )
@@ -161,7 +163,12 @@ FLIGHT_FEATURES = pa.DataFrameSchema(
             column: pa.Column(float, pa.Check.in_range(low, high), nullable=True)
             for column, (low, high) in WEATHER_LIMITS.items()
         },
-        "weather_age_minutes": pa.Column(float, pa.Check.ge(0), nullable=True),
+        "weather_age_minutes": pa.Column(
+            float,
+            pa.Check.in_range(0, 180),
+            nullable=True,
+            description="minutes since the origin's weather report became known (label + 1 h)",
+        ),
         "origin_recent_dep_delay": pa.Column(float, nullable=True),
         "origin_recent_delayed_share": pa.Column(float, _BETWEEN_0_1, nullable=True),
         "minutes_since_origin_departure": pa.Column(float, pa.Check.ge(0), nullable=True),
