@@ -8,8 +8,9 @@ month, the model), executed here: the months in worker processes, the rest in th
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import dagster as dg
 
 from mlops_assets import gc_policy, landing_scan
 from mlops_assets.defs.partitions import MONTH_PARTITIONS
+from mlops_assets.defs.training import SEARCH_TAG, TRIGGER_TAG
 
 if TYPE_CHECKING:
     from dagster._core.instance.ref import InstanceRef
@@ -41,11 +43,13 @@ def _execute(
     job_name: str,
     partition_key: str | None = None,
     run_config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> str:
     result = defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
         partition_key=partition_key,
         run_config=run_config or {},
+        tags=tags,
         raise_on_error=False,
     )
     run_id, success = result.run_id, result.success
@@ -74,6 +78,27 @@ def _partition_in_worker(instance_ref: InstanceRef, job_name: str, month: str) -
 
     with dg.DagsterInstance.from_ref(instance_ref) as instance:
         return _execute(defs, instance, job_name, month)
+
+
+@contextmanager
+def _worker_pool(size: int) -> Iterator[ProcessPoolExecutor]:
+    """Spawned worker processes, every one of them ended and reaped when the block ends.
+
+    The pool's shutdown joins its workers. Its locks also start multiprocessing's resource
+    tracker, a process that would outlive this one: it exits only when this process has, and
+    then, its parent gone, stays a zombie wherever nothing reaps orphans (a container's
+    init). The tracker is stopped and reaped here, once the pool and its locks are gone;
+    ``_stop`` is private, and the only way to do that.
+    """
+    from multiprocessing import resource_tracker
+
+    try:
+        with ProcessPoolExecutor(
+            max_workers=size, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            yield pool
+    finally:
+        resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
 
 
 def _map_months(
@@ -106,8 +131,7 @@ def ingest(
     if workers <= 1:
         runs = [_execute(defs, instance, "planes_job")]
         return runs + [_execute(defs, instance, "month_job", month) for month in months]
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(months)), mp_context=spawn) as pool:
+    with _worker_pool(min(workers, len(months))) as pool:
         # The workers start (import the code location) while the planes run here.
         started = [pool.submit(_load_code_location) for _ in range(min(workers, len(months)))]
         runs = [_execute(defs, instance, "planes_job")]
@@ -130,8 +154,7 @@ def score(defs: dg.Definitions, instance: dg.DagsterInstance, workers: int = 1) 
     months = sorted(instance.get_dynamic_partitions(MONTH_PARTITIONS))
     if workers <= 1 or len(months) <= 1:
         return [_execute(defs, instance, "scoring_job", month) for month in months]
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(months)), mp_context=spawn) as pool:
+    with _worker_pool(min(workers, len(months))) as pool:
         return _map_months(pool, instance.get_ref(), "scoring_job", months)
 
 
@@ -142,7 +165,7 @@ def rebuild(
     model_run_config: Mapping[str, Any] | None = None,
     workers: int = 1,
 ) -> list[str]:
-    """:func:`ingest`, train, evaluate and register the model, then :func:`score`.
+    """:func:`ingest`, search, train, evaluate and register the model, then :func:`score`.
 
     Returns:
         The run ids, in that order.
@@ -151,5 +174,10 @@ def rebuild(
         RebuildError: When no month has landed, or a run fails.
     """
     runs = ingest(defs, instance, root, workers)
-    runs.append(_execute(defs, instance, "retrain_job", run_config=model_run_config))
+    # A rebuild of everything searches the candidates again, as the first one did; a month
+    # absorbed by the sensor and the automation only refits the last search's choice.
+    rebuild_tags = {SEARCH_TAG: "full", TRIGGER_TAG: "mlops-assets materialize"}
+    runs.append(
+        _execute(defs, instance, "retrain_job", run_config=model_run_config, tags=rebuild_tags)
+    )
     return runs + score(defs, instance, workers)

@@ -21,6 +21,8 @@ class ModelReference(BaseModel):
     train_rows: int
     candidate: str = ""
     validation_month: str | None = None
+    search: str = ""
+    """``full`` (candidates searched) or ``refit`` (the last search's choice refitted)."""
     provenance: dict[str, str] = {}
 
 

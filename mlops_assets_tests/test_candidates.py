@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,10 +12,15 @@ from mlops_assets.ml.candidates import (
     BOOSTING,
     LOGISTIC,
     Candidate,
+    SearchMode,
+    SearchRecord,
     SearchSpace,
     build_candidate,
+    decide_search,
     fit_candidate,
     propose_candidates,
+    refit,
+    search_fingerprint,
     select_and_train,
 )
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
@@ -113,3 +120,60 @@ def test_importance_of_the_one_hot_baseline_is_per_feature(
     # One value per raw feature, although the encoder spreads categoricals over many columns.
     assert sorted(importance.index) == sorted(FEATURE_COLUMNS)
     assert importance.abs().sum() > 0
+
+
+def _record(fingerprint: str = "f1") -> SearchRecord:
+    chosen = Candidate("hgb_1", BOOSTING, {"learning_rate": 0.05, "max_leaf_nodes": 15})
+    return SearchRecord(fingerprint, chosen, "run-a")
+
+
+@pytest.mark.parametrize(
+    ("mode", "requested_by", "previous", "search", "reason"),
+    [
+        ("full", None, _record(), True, "the run's configuration asks for one"),
+        ("auto", "weekly_retrain_schedule", _record(), True, "requested by weekly_retrain"),
+        ("auto", None, None, True, "no earlier search is recorded"),
+        ("auto", None, _record("f0"), True, "the search configuration or the features changed"),
+        ("auto", None, _record(), False, "refit of hgb_1, chosen by the search of run run-a"),
+    ],
+)
+def test_a_retraining_searches_only_when_asked_or_when_the_search_changed(
+    mode: SearchMode,
+    requested_by: str | None,
+    previous: SearchRecord | None,
+    search: bool,
+    reason: str,
+) -> None:
+    decision = decide_search(mode, requested_by, previous, "f1")
+    assert decision.search is search
+    assert reason in decision.reason
+
+
+def test_the_search_fingerprint_follows_the_search_space_and_nothing_else() -> None:
+    assert search_fingerprint(SearchSpace()) == search_fingerprint(SearchSpace())
+    assert search_fingerprint(SearchSpace(max_iter=100)) != search_fingerprint(SearchSpace())
+    assert search_fingerprint(SearchSpace(random_seed=1)) != search_fingerprint(SearchSpace())
+
+
+def test_a_search_record_survives_json_and_names_what_is_malformed() -> None:
+    record = _record()
+    assert SearchRecord.from_dict(json.loads(json.dumps(record.as_dict()))) == record
+    with pytest.raises(ValueError, match=r"malformed search record .*'chosen'"):
+        SearchRecord.from_dict({"fingerprint": "f1", "searched_in": "run-a"})
+
+
+def test_a_refit_fits_the_chosen_configuration_on_every_training_month(
+    january_features: pd.DataFrame,
+) -> None:
+    by_month = {"2013-01": january_features.head(3000), "2013-02": january_features.tail(3000)}
+    params = {"learning_rate": 0.1, "max_iter": 20, "max_leaf_nodes": 15}
+    chosen = Candidate(
+        "hgb_1", BOOSTING, {**params, "min_samples_leaf": 20, "l2_regularization": 0.0}
+    )
+    outcome = refit(by_month, chosen, seed=42, reason="refit of hgb_1")
+    assert outcome.chosen == chosen and outcome.results == [] and outcome.validation_month is None
+    assert outcome.selection == "refit of hgb_1"
+    classifier = outcome.model.named_steps["classify"]
+    assert classifier.max_iter == 20 and classifier.learning_rate == 0.1
+    assert classifier.n_iter_ == 20
+    assert len(outcome.model.predict_proba(january_features.head(5))) == 5

@@ -188,6 +188,7 @@ def test_a_shifted_month_fails_the_drift_check_and_the_sensor_retrains_once(
     tags = newest.tags
     assert tags["train_months"] == "2013-01,2013-02,2013-03"
     assert tags["holdout_month"] == "2013-04"
+    assert tags["search"] == "full"  # drift asks for a search, not a refit of the old choice
     assert tags["gate"] in ("passed", "failed") and tags["gate_reason"]
     assert tags["champion_version"] == "1"  # compared with the champion on the shifted month
     registered = instance.fetch_materializations(dg.AssetKey("registered_model"), limit=1)

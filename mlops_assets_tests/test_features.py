@@ -13,7 +13,12 @@ import pytest
 from mlops_assets import landing
 from mlops_assets.ml import features as features_module
 from mlops_assets.ml import raw
-from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET, WEATHER_COLUMNS
+from mlops_assets.ml.columns import (
+    DEPARTURE_FEATURES,
+    FEATURE_COLUMNS,
+    TARGET,
+    WEATHER_COLUMNS,
+)
 from mlops_assets.ml.features import (
     FeatureSettings,
     build_features,
@@ -318,19 +323,7 @@ def _departures_known_when_scheduled(monkeypatch: pytest.MonkeyPatch) -> None:
     ("leaky_variant", "leaking"),
     [
         (_weather_known_at_its_label, {*WEATHER_COLUMNS, "weather_age_minutes"}),
-        (
-            _departures_known_when_scheduled,
-            {
-                "origin_recent_dep_delay",
-                "origin_recent_delayed_share",
-                "minutes_since_origin_departure",
-                "origin_backlog",
-                "dest_recent_dep_delay",
-                "minutes_since_dest_departure",
-                "carrier_origin_recent_dep_delay",
-                "tail_prev_leg_delay",
-            },
-        ),
+        (_departures_known_when_scheduled, set(DEPARTURE_FEATURES)),
     ],
 )
 def test_the_leakage_test_catches_a_leaky_feature(

@@ -236,6 +236,49 @@ def test_a_new_month_lands_and_the_automation_registers_a_model_trained_on_it(
     )
     assert after.total_requested == 0  # one retraining, not one per step or per tick
 
+    # The new month refitted what the rebuild's search chose, without a search; the UI and
+    # MLflow say which path ran and why, and the version reproduces through the same refit.
+    searched = client.get_run(client.get_model_version(MODEL, "1").tags["training_run_id"])
+    assert client.get_model_version(MODEL, "1").tags["search"] == "full"
+    assert newest.tags["search"] == "refit"
+    assert trained.data.tags["candidate"] == searched.data.tags["candidate"]
+    assert not client.search_runs(
+        [trained.info.experiment_id], f"tags.mlflow.parentRunId = '{trained.info.run_id}'"
+    )  # no candidate runs under the refit
+    refit_meta = _trained_model_metadata(zone.instance, retrain.run_id)
+    assert refit_meta["search"] == "refit"
+    origin = searched.data.tags["dagster.run_id"]
+    assert f"chosen by the search of run {origin}" in str(refit_meta["search_reason"])
+    assert refit_meta["search_record"]["searched_in"] == origin  # type: ignore[index]
+    reproduced = defs.resolve_job_def("reproduce_job").execute_in_process(
+        instance=zone.instance,
+        run_config={"ops": {"reproduce_model_version": {"config": {"version": "2"}}}},
+    )
+    assert reproduced.success
+
+    # The weekly schedule's tags ask for a search: the same months, searched again.
+    weekly = defs.resolve_schedule_def("weekly_retrain_schedule")
+    searched_again = defs.resolve_job_def("retrain_job").execute_in_process(
+        instance=zone.instance, tags=dict(weekly.tags), run_config=FAST_RUN_CONFIG
+    )
+    assert searched_again.success
+    weekly_meta = _trained_model_metadata(zone.instance, searched_again.run_id)
+    assert weekly_meta["search"] == "full"
+    assert weekly_meta["search_reason"] == "full search: requested by weekly_retrain_schedule"
+
+
+MODEL = "flight_delay_classifier"
+
+
+def _trained_model_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, object]:
+    """The values of the metadata ``trained_model`` recorded in a run."""
+    for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        assert event.dagster_event is not None
+        materialization = event.dagster_event.step_materialization_data.materialization
+        if materialization.asset_key == dg.AssetKey("trained_model"):
+            return {key: value.value for key, value in materialization.metadata.items()}
+    raise AssertionError(f"run {run_id} did not materialize trained_model")
+
 
 def test_planes_changes_are_run_each_time_and_months_wait_for_them(zone: Zone) -> None:
     zone.land_month("2013-01")

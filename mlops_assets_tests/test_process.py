@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from mlops_assets import cli, gc_policy, local_instance
+from mlops_assets import cli, gc_policy, landing, local_instance
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,3 +89,57 @@ def test_local_instance_queues_runs_two_at_a_time(tmp_path: Path) -> None:
         env={**os.environ, "DAGSTER_HOME": str(home)},
     )
     assert done.stdout.split() == ["2", "False"]
+
+
+def _session_members(session: int) -> list[str]:
+    """Every process of a session, zombies included: ``pid state command`` each."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # /proc/<pid>/stat: "pid (comm) state ppid pgrp session ..."; comm may hold spaces.
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        state, _, _, sid = stat.rsplit(")", 1)[1].split()[:4]
+        if int(sid) == session:
+            found.append(f"{entry.name} {state} {comm}")
+    return found
+
+
+def test_materialize_leaves_no_process_behind(tmp_path: Path) -> None:
+    # Two months in two worker processes: the pool, its workers and multiprocessing's
+    # resource tracker all start (the scoring pool is the same helper; a model trained on
+    # January alone does not pass the gate, so nothing is scored). Once the command has
+    # exited, nothing of its session may remain, not even a zombie: where nothing reaps
+    # orphans, a zombie stays for good.
+    data, home = tmp_path / "data", tmp_path / "home"
+    landing.seed_landing_zone(data / "landing", "2013-02")
+    local_instance.prepare_dagster_home(home, ROOT / "deploy" / "local" / "dagster.yaml")
+    env = {
+        **os.environ,
+        "MLOPS_DATA_DIR": str(data),
+        "DAGSTER_HOME": str(home),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+    }
+    command = [str(Path(sys.executable).parent / "mlops-assets"), "materialize", "--workers", "2"]
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, err[-3000:]
+    assert "2 month_job" in out
+    assert _session_members(process.pid) == []  # start_new_session: the session id is its pid

@@ -23,6 +23,7 @@ from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import FILE_RETRY, MLFLOW_RETRY
 from mlops_assets.defs.registry import usable_champion
 from mlops_assets.defs.tables import DataFrame
+from mlops_assets.defs.training import SEARCH_TAG
 from mlops_assets.ml.columns import SEASONAL_FEATURES
 from mlops_assets.resources import MlflowTracking
 
@@ -377,7 +378,11 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
             dg.RunRequest(
                 job_name=retrain_job.name,
                 run_key="drift:" + ",".join(str(r.id) for r in failures),
-                tags={TRIGGER_TAG: "drift_retrain_sensor", DRIFTED_MONTHS_TAG: ",".join(months)},
+                tags={
+                    TRIGGER_TAG: "drift_retrain_sensor",
+                    DRIFTED_MONTHS_TAG: ",".join(months),
+                    SEARCH_TAG: "full",  # drifted data: the last search's choice may not hold
+                },
             )
         ],
         cursor=next_cursor,

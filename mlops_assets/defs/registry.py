@@ -143,6 +143,7 @@ def registered_model(
             "gate": "passed" if decision.promote else "failed",
             "gate_reason": decision.reason,
             "candidate": trained_model.candidate,
+            "search": trained_model.search or "full",
             "train_months": ",".join(trained_model.train_months),
             **comparison_tags,
             # What reproduce_job needs to rebuild this version.

@@ -1,6 +1,8 @@
 """The reproduce job: retrain a registered version from its recorded inputs and compare metrics."""
 
 import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -8,13 +10,18 @@ from pydantic import Field
 from mlops_assets.defs.lineage import model_code_versions, partition_data_versions
 from mlops_assets.defs.policies import MLFLOW_RETRY, TRAINING_POOL
 from mlops_assets.defs.training import (
+    SEARCH_RECORD,
     TrainingConfig,
+    TrainingData,
     candidate_workers,
     search_space,
     training_data,
 )
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.io_managers import PartitionStore
+
+if TYPE_CHECKING:
+    from mlops_assets.ml.candidates import TrainingOutcome
 
 FEATURES = "flight_features"
 
@@ -32,6 +39,21 @@ class ReproduceConfig(dg.Config):
     )
 
 
+def _retrain(
+    trained: Mapping[str, str], data: TrainingData, training: TrainingConfig
+) -> "TrainingOutcome":
+    """The version's training again, from its training run's tags: its search, or its refit."""
+    from mlops_assets.ml.candidates import SearchRecord, refit, select_and_train
+
+    if trained.get("search") == "refit":
+        # The version refitted what an earlier search chose: refit that configuration again.
+        chosen = SearchRecord.from_dict(json.loads(trained[SEARCH_RECORD])).chosen
+        return refit(data.by_month, chosen, training.random_seed, "reproduced refit")
+    return select_and_train(
+        data.by_month, search_space(training), workers=candidate_workers(training)
+    )
+
+
 @dg.op(
     retry_policy=MLFLOW_RETRY, pool=TRAINING_POOL, tags={"kind": "mlflow"}, out=dg.Out(dg.Nothing)
 )
@@ -46,7 +68,6 @@ def reproduce_model_version(
     from mlflow.exceptions import MlflowException
 
     from mlops_assets import provenance
-    from mlops_assets.ml.candidates import select_and_train
     from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
     from mlops_assets.ml.evaluation import classification_metrics
 
@@ -81,9 +102,7 @@ def reproduce_model_version(
     stored = io_manager.stored_partitions(FEATURES, sorted(recorded_data))
     training = TrainingConfig(**json.loads(tags[provenance.TRAINING_CONFIG_TAG]))
     data = training_data(stored, training)
-    outcome = select_and_train(
-        data.by_month, search_space(training), workers=candidate_workers(training)
-    )
+    outcome = _retrain(client.get_run(tags["training_run_id"]).data.tags, data, training)
     threshold = float(json.loads(tags[provenance.EVALUATION_CONFIG_TAG])["threshold"])
     # Scored as model_evaluation scored it: the whole month, in the stored dtypes.
     holdout = stored.read(data.split.holdout_month, [*FEATURE_COLUMNS, TARGET])

@@ -5,6 +5,7 @@ import dagster as dg
 from mlops_assets.defs.jobs import retrain_job, scoring_job
 from mlops_assets.defs.lineage import latest_materialization
 from mlops_assets.defs.partitions import MONTH_PARTITIONS
+from mlops_assets.defs.training import SEARCH_TAG, TRIGGER_TAG
 
 RETRAIN_CRON = "0 3 * * 1"
 """Monday 03:00 UTC; change it here (or pause the schedule in the UI)."""
@@ -17,7 +18,10 @@ weekly_retrain_schedule = dg.ScheduleDefinition(
     cron_schedule=RETRAIN_CRON,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Retrains, evaluates and registers the model every Monday at 03:00 UTC.",
+    # The weekly run searches the candidates again; a new month in between refits.
+    tags={SEARCH_TAG: "full", TRIGGER_TAG: "weekly_retrain_schedule"},
+    description="Searches the candidates again, then retrains, evaluates and registers the "
+    "model every Monday at 03:00 UTC.",
 )
 
 
@@ -38,4 +42,4 @@ def nightly_scoring_schedule(
     newest = max(months)
     if latest_materialization(context.instance, dg.AssetKey("flight_features"), newest) is None:
         return dg.SkipReason(f"flight_features of {newest}, the newest month, is not built yet")
-    return dg.RunRequest(partition_key=newest, tags={"mlops/trigger": "nightly_scoring"})
+    return dg.RunRequest(partition_key=newest, tags={TRIGGER_TAG: "nightly_scoring"})

@@ -1,12 +1,18 @@
 """The trained model: candidates compared on a validation month, the best logged to MLflow."""
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.defs.lineage import model_code_versions, partition_data_versions
+from mlops_assets.defs.lineage import (
+    latest_materialization,
+    model_code_versions,
+    partition_data_versions,
+)
 from mlops_assets.defs.metadata import OWNERS
 from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE, TRAINING_POOL
 from mlops_assets.records import ModelReference
@@ -16,12 +22,30 @@ from mlops_assets.resources.io_managers import StoredPartitions
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_assets.ml.candidates import SearchSpace
+    from mlops_assets.ml.candidates import SearchRecord, SearchSpace
     from mlops_assets.ml.training import RowSample, TemporalSplit
+
+
+SEARCH_TAG = "mlops/search"
+"""A run tagged ``mlops/search: full`` searches the candidates again (the weekly schedule, the
+drift sensor); any other retraining refits what the last search chose, unless the search
+configuration changed."""
+TRIGGER_TAG = "mlops/trigger"
+"""What launched a run (a sensor's or schedule's name)."""
+SEARCH_RECORD = "search_record"
+"""``trained_model``'s metadata entry (and MLflow tag) with the last search's choice."""
 
 
 class TrainingConfig(dg.Config):
     """The model candidates and their search, editable in the launchpad."""
+
+    search: Literal["auto", "full"] = Field(
+        default="auto",
+        description="auto: search the candidates only when asked by the weekly schedule or a "
+        "drift failure, when none was recorded, or when the fields below changed; otherwise "
+        "refit the configuration the last search chose on the new training window. full: "
+        "search now.",
+    )
 
     include_baseline: bool = Field(
         default=True, description="Let the logistic-regression baseline compete."
@@ -78,6 +102,25 @@ def search_space(config: TrainingConfig) -> "SearchSpace":
         include_baseline=config.include_baseline,
         random_seed=config.random_seed,
     )
+
+
+def last_search(instance: dg.DagsterInstance) -> "SearchRecord | None":
+    """What the last search chose, from ``trained_model``'s latest materialization."""
+    from mlops_assets.ml.candidates import SearchRecord
+
+    record = latest_materialization(instance, dg.AssetKey("trained_model"))
+    materialization = record.asset_materialization if record else None
+    entry = materialization.metadata.get(SEARCH_RECORD) if materialization else None
+    if entry is None or not isinstance(entry.value, dict):
+        return None  # trained before searches were recorded: search again
+    return SearchRecord.from_dict(entry.value)
+
+
+def search_requested_by(tags: Mapping[str, str]) -> str | None:
+    """What asked this run for a full search (its trigger), or None."""
+    if tags.get(SEARCH_TAG) != "full":
+        return None
+    return tags.get(TRIGGER_TAG, f"the run tag {SEARCH_TAG}: full")
 
 
 @dataclass(frozen=True)
@@ -155,10 +198,16 @@ def trained_model(
     flight_features: StoredPartitions,
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[ModelReference]:
-    """The best candidate on the validation month, refitted on all training months, in MLflow."""
+    """The last search's best candidate (searched again when due), fitted on all training months."""
     import mlflow
 
-    from mlops_assets.ml.candidates import select_and_train
+    from mlops_assets.ml.candidates import (
+        SearchRecord,
+        decide_search,
+        refit,
+        search_fingerprint,
+        select_and_train,
+    )
     from mlops_assets.ml.columns import FEATURE_COLUMNS
     from mlops_assets.ml.drift import REFERENCE_ARTIFACT, profile_training_window
     from mlops_assets.ml.packaging import log_pyfunc_model
@@ -193,11 +242,20 @@ def trained_model(
                 "features": len(FEATURE_COLUMNS),
             }
         )
-        outcome = select_and_train(
-            data.by_month,
-            search_space(config),
-            workers=candidate_workers(config),
+        space = search_space(config)
+        fingerprint = search_fingerprint(space)
+        previous = last_search(context.instance)
+        decision = decide_search(
+            config.search, search_requested_by(context.run.tags), previous, fingerprint
         )
+        context.log.info(decision.reason)
+        searched = decision.search or previous is None  # decide_search searches without one
+        if previous is None or decision.search:
+            outcome = select_and_train(data.by_month, space, workers=candidate_workers(config))
+            record = SearchRecord(fingerprint, outcome.chosen, context.run_id)
+        else:
+            outcome = refit(data.by_month, previous.chosen, config.random_seed, decision.reason)
+            record = previous
         for result in outcome.results:
             with mlflow.start_run(
                 experiment_id=run.experiment_id,
@@ -220,7 +278,14 @@ def trained_model(
                         "fit_seconds": result.fit_seconds,
                     }
                 )
-        mlflow.set_tags({"candidate": outcome.chosen.name, "selection": outcome.selection})
+        mlflow.set_tags(
+            {
+                "candidate": outcome.chosen.name,
+                "selection": outcome.selection,
+                "search": "full" if searched else "refit",
+                SEARCH_RECORD: json.dumps(record.as_dict(), sort_keys=True),
+            }
+        )
         mlflow.log_params({f"chosen.{k}": v for k, v in outcome.chosen.params.items()})
         mlflow.set_tag("subsampled", str(sample.subsampled).lower())
         mlflow.log_metrics(
@@ -249,6 +314,7 @@ def trained_model(
         train_rows=len(split.train),
         candidate=outcome.chosen.name,
         validation_month=outcome.validation_month,
+        search="full" if searched else "refit",
         provenance=tags,
     )
     rows = [result.as_row() for result in outcome.results]
@@ -258,6 +324,9 @@ def trained_model(
             "model_uri": dg.MetadataValue.text(info.model_uri),
             "candidate": dg.MetadataValue.text(outcome.chosen.name),
             "selection": dg.MetadataValue.text(outcome.selection),
+            "search": dg.MetadataValue.text("full" if searched else "refit"),
+            "search_reason": dg.MetadataValue.text(decision.reason),
+            SEARCH_RECORD: dg.MetadataValue.json(record.as_dict()),
             "candidates": dg.MetadataValue.table(
                 records=[dg.TableRecord(row) for row in rows],
                 schema=dg.TableSchema(

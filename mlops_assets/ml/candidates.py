@@ -5,14 +5,22 @@ training month (the validation month, which precedes the held-out month): the he
 month stays untouched until the chosen model is evaluated. The winner is then refitted on
 every training month. Everything is seeded, so the same rows and settings give the same
 choice and the same model.
+
+A search costs several fits; a new month rarely changes which configuration wins. So a
+retraining either searches (:func:`select_and_train`) or refits the configuration the last
+search chose on the new training window (:func:`refit`); :func:`decide_search` says which,
+and why, from a :class:`SearchRecord` of the last search.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -304,4 +312,121 @@ def select_and_train(
             f"{best.candidate.name}: best validation ROC AUC {best.roc_auc:.4f} of "
             f"{len(results)} candidates on {split.validation_month}"
         ),
+    )
+
+
+SearchMode = Literal["auto", "full"]
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """What the last full search chose, for which search, and where it ran.
+
+    Attributes:
+        fingerprint: :func:`search_fingerprint` of the search space it searched.
+        chosen: The winning candidate (its name, family and hyper-parameters).
+        searched_in: Where the search ran (the Dagster run id).
+    """
+
+    fingerprint: str
+    chosen: Candidate
+    searched_in: str
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-serializable form (see :meth:`from_dict`)."""
+        return {
+            "fingerprint": self.fingerprint,
+            "chosen": {**asdict(self.chosen), "params": dict(self.chosen.params)},
+            "searched_in": self.searched_in,
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, object]) -> SearchRecord:
+        """The record :meth:`as_dict` wrote.
+
+        Raises:
+            ValueError: Naming what is missing or malformed.
+        """
+        try:
+            chosen = record["chosen"]
+            if not isinstance(chosen, Mapping):
+                raise TypeError(f"'chosen' is {type(chosen).__name__}, not a mapping")
+            return cls(
+                fingerprint=str(record["fingerprint"]),
+                chosen=Candidate(
+                    name=str(chosen["name"]),
+                    family=str(chosen["family"]),
+                    params=dict(chosen["params"]),
+                ),
+                searched_in=str(record["searched_in"]),
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"malformed search record {dict(record)!r}: {error}") from error
+
+
+def search_fingerprint(space: SearchSpace) -> str:
+    """A digest of what decides a search's outcome: its space and the model's features."""
+    payload = {"space": asdict(space), "features": list(FEATURE_COLUMNS)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SearchDecision:
+    """Whether a retraining searches or refits, and the reason shown to the user."""
+
+    search: bool
+    reason: str
+
+
+def decide_search(
+    mode: SearchMode,
+    requested_by: str | None,
+    previous: SearchRecord | None,
+    fingerprint: str,
+) -> SearchDecision:
+    """Search again, or refit the configuration the last search chose.
+
+    Args:
+        mode: ``full`` always searches; ``auto`` searches only when one of the reasons below
+            holds, and otherwise refits.
+        requested_by: What asked for a search (the weekly schedule, the drift sensor), or None.
+        previous: The last search's record, or None when no search was recorded.
+        fingerprint: :func:`search_fingerprint` of the search space configured now.
+    """
+    if mode == "full":
+        return SearchDecision(True, "full search: the run's configuration asks for one")
+    if requested_by:
+        return SearchDecision(True, f"full search: requested by {requested_by}")
+    if previous is None:
+        return SearchDecision(True, "full search: no earlier search is recorded")
+    if previous.fingerprint != fingerprint:
+        return SearchDecision(
+            True, "full search: the search configuration or the features changed since the last"
+        )
+    return SearchDecision(
+        False,
+        f"refit of {previous.chosen.name}, chosen by the search of run {previous.searched_in} "
+        "(no search: the weekly schedule, a drift failure or a new search configuration "
+        "starts one)",
+    )
+
+
+def refit(
+    train_by_month: Mapping[str, pd.DataFrame], candidate: Candidate, seed: int, reason: str
+) -> TrainingOutcome:
+    """Fit ``candidate`` on every training month, without comparing candidates.
+
+    Args:
+        train_by_month: The training months' feature rows (the held-out month excluded).
+        candidate: The configuration a search chose earlier.
+        seed: The models' seed.
+        reason: Why there is no search (becomes the outcome's ``selection``).
+    """
+    train = concat_months([train_by_month[m] for m in sorted(train_by_month)])
+    return TrainingOutcome(
+        model=fit_candidate(candidate, train, seed),
+        chosen=candidate,
+        results=[],
+        validation_month=None,
+        selection=reason,
     )

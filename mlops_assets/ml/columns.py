@@ -25,6 +25,17 @@ WEATHER_COLUMNS: tuple[str, ...] = (
     "pressure",
     "visib",
 )
+DEPARTURE_FEATURES: tuple[str, ...] = (
+    "origin_recent_dep_delay",
+    "origin_recent_delayed_share",
+    "minutes_since_origin_departure",
+    "origin_backlog",
+    "dest_recent_dep_delay",
+    "minutes_since_dest_departure",
+    "carrier_origin_recent_dep_delay",
+    "tail_prev_leg_delay",
+)
+"""Read from other flights' departures, as far as they had happened at the moment."""
 NUMERIC_FEATURES: tuple[str, ...] = (
     "sched_hour",
     "sched_minute",
@@ -36,14 +47,7 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "plane_engines",
     *WEATHER_COLUMNS,
     "weather_age_minutes",
-    "origin_recent_dep_delay",
-    "origin_recent_delayed_share",
-    "minutes_since_origin_departure",
-    "origin_backlog",
-    "dest_recent_dep_delay",
-    "minutes_since_dest_departure",
-    "carrier_origin_recent_dep_delay",
-    "tail_prev_leg_delay",
+    *DEPARTURE_FEATURES,
     "tail_sched_gap_minutes",
     "tail_leg_of_day",
 )
