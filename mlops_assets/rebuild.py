@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from mlops_assets import gc_policy, landing_scan
+from mlops_assets.defs.metadata import SEARCH_TAG, TRIGGER_TAG
 from mlops_assets.defs.partitions import MONTH_PARTITIONS
-from mlops_assets.defs.training import SEARCH_TAG, TRIGGER_TAG
 
 if TYPE_CHECKING:
     from dagster._core.instance.ref import InstanceRef

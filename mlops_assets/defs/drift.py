@@ -18,19 +18,17 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs.jobs import retrain_job
-from mlops_assets.defs.metadata import OWNERS, table_metadata
+from mlops_assets.defs.metadata import OWNERS, SEARCH_TAG, TRIGGER_TAG, table_metadata
 from mlops_assets.defs.partitions import MONTHS, month_of
 from mlops_assets.defs.policies import FILE_RETRY, MLFLOW_RETRY
 from mlops_assets.defs.registry import usable_champion
 from mlops_assets.defs.tables import DataFrame
-from mlops_assets.defs.training import SEARCH_TAG
 from mlops_assets.ml.columns import SEASONAL_FEATURES
 from mlops_assets.resources import MlflowTracking
 
 if TYPE_CHECKING:
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord
 
-TRIGGER_TAG = "mlops/trigger"
 DRIFTED_MONTHS_TAG = "mlops/drifted_months"
 
 

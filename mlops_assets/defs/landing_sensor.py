@@ -5,6 +5,7 @@ import dagster as dg
 from mlops_assets import landing_scan
 from mlops_assets.defs.jobs import month_job, planes_job
 from mlops_assets.defs.lineage import data_version, latest_materialization
+from mlops_assets.defs.metadata import TRIGGER_TAG
 from mlops_assets.defs.partitions import MONTH_PARTITIONS, MONTHS
 from mlops_assets.landing import MONTHLY_TABLES, PLANES_FILE
 from mlops_assets.resources import LandingZone
@@ -12,7 +13,6 @@ from mlops_assets.resources import LandingZone
 RAW_ASSETS = {"flights": dg.AssetKey("raw_flights"), "weather": dg.AssetKey("raw_weather")}
 FEATURES = dg.AssetKey("flight_features")
 PLANES = dg.AssetKey("raw_planes")
-TRIGGER_TAG = "mlops/trigger"
 
 
 def _run_key(

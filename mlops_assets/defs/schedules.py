@@ -4,8 +4,8 @@ import dagster as dg
 
 from mlops_assets.defs.jobs import retrain_job, scoring_job
 from mlops_assets.defs.lineage import latest_materialization
+from mlops_assets.defs.metadata import SEARCH_TAG, TRIGGER_TAG
 from mlops_assets.defs.partitions import MONTH_PARTITIONS
-from mlops_assets.defs.training import SEARCH_TAG, TRIGGER_TAG
 
 RETRAIN_CRON = "0 3 * * 1"
 """Monday 03:00 UTC; change it here (or pause the schedule in the UI)."""

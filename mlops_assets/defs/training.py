@@ -13,7 +13,7 @@ from mlops_assets.defs.lineage import (
     model_code_versions,
     partition_data_versions,
 )
-from mlops_assets.defs.metadata import OWNERS
+from mlops_assets.defs.metadata import OWNERS, SEARCH_TAG, TRIGGER_TAG
 from mlops_assets.defs.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE, TRAINING_POOL
 from mlops_assets.records import ModelReference
 from mlops_assets.resources import MlflowTracking
@@ -26,12 +26,6 @@ if TYPE_CHECKING:
     from mlops_assets.ml.training import RowSample, TemporalSplit
 
 
-SEARCH_TAG = "mlops/search"
-"""A run tagged ``mlops/search: full`` searches the candidates again (the weekly schedule, the
-drift sensor); any other retraining refits what the last search chose, unless the search
-configuration changed."""
-TRIGGER_TAG = "mlops/trigger"
-"""What launched a run (a sensor's or schedule's name)."""
 SEARCH_RECORD = "search_record"
 """``trained_model``'s metadata entry (and MLflow tag) with the last search's choice."""
 
