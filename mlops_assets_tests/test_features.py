@@ -249,7 +249,7 @@ def _scramble_unknown(
     pending = ~(_departed(flights) <= moment).to_numpy()
     pending[i] = True
     floor = (moment - _scheduled(flights)).dt.total_seconds().to_numpy() / 60
-    new_delay = np.maximum(floor, -30.0) + rng.integers(0, 300, n)
+    new_delay = np.maximum(floor, -30.0) + rng.integers(1, 300, n)  # strictly after it
     new_delay[rng.random(n) < 0.2] = np.nan
     flights["dep_delay"] = np.where(pending, new_delay, flights["dep_delay"]).astype("float32")
     # No feature reads an arrival, landed or not, so every arrival is rewritten (some become
@@ -302,7 +302,7 @@ def test_scrambling_what_is_not_yet_available_leaves_features_identical(
 
 
 def _weather_known_at_its_label(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rule before the fix: a row known at the start of the hour it reports on."""
+    """The rule before the fix, give or take its boundary minute: a row known at its label."""
     monkeypatch.setattr(features_module, "WEATHER_REPORT_DELAY", pd.Timedelta(0))
 
 

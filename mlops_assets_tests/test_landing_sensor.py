@@ -255,6 +255,8 @@ def test_a_new_month_lands_and_the_automation_registers_a_model_trained_on_it(
         run_config={"ops": {"reproduce_model_version": {"config": {"version": "2"}}}},
     )
     assert reproduced.success
+    reproduction = client.search_runs([trained.info.experiment_id], "tags.reproduces_version = '2'")
+    assert [run.data.tags["selection"] for run in reproduction] == ["reproduced refit"]
 
     # The weekly schedule's tags ask for a search: the same months, searched again.
     weekly = defs.resolve_schedule_def("weekly_retrain_schedule")
@@ -265,6 +267,24 @@ def test_a_new_month_lands_and_the_automation_registers_a_model_trained_on_it(
     weekly_meta = _trained_model_metadata(zone.instance, searched_again.run_id)
     assert weekly_meta["search"] == "full"
     assert weekly_meta["search_reason"] == "full search: requested by weekly_retrain_schedule"
+
+
+def test_a_model_trained_on_one_month_records_no_search_to_refit(
+    zone: Zone, project_env: Path
+) -> None:
+    """January alone compares nothing: the next retraining searches instead of refitting."""
+    for month in ("2013-01", "2013-02"):
+        zone.land_month(month)
+    defs = definitions.defs
+    rebuild.rebuild(defs, zone.instance, zone.root, FAST_RUN_CONFIG)
+    retrain = defs.resolve_job_def("retrain_job").execute_in_process(
+        instance=zone.instance, run_config=FAST_RUN_CONFIG
+    )
+    assert retrain.success
+    first = _trained_model_metadata(zone.instance, retrain.run_id)
+    assert first["search"] == "full"
+    assert first["search_reason"] == "full search: no earlier search is recorded"
+    assert "search_record" not in first
 
 
 MODEL = "flight_delay_classifier"

@@ -76,7 +76,7 @@ class FeatureConfig(dg.Config):
     group_name="features",
     kinds={"pandas"},
     owners=OWNERS,
-    code_version="2",
+    code_version="3",  # 3: weather known one hour after its label
     retry_policy=FILE_RETRY,
     partitions_def=MONTHS,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,

@@ -134,6 +134,7 @@ def reproduce_model_version(
             "reproduces_version": config.version,
             "dagster.run_id": context.run_id,
             "candidate": outcome.chosen.name,
+            "selection": outcome.selection,
             provenance.GIT_COMMIT_TAG: provenance.git_commit(),
         },
     ) as run:

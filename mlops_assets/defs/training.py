@@ -36,9 +36,10 @@ class TrainingConfig(dg.Config):
     search: Literal["auto", "full"] = Field(
         default="auto",
         description="auto: search the candidates only when asked by the weekly schedule or a "
-        "drift failure, when none was recorded, or when the fields below changed; otherwise "
-        "refit the configuration the last search chose on the new training window. full: "
-        "search now.",
+        "drift failure, when none was recorded, or when the search fields below (the grid, "
+        "trials, max_iter, logistic_c, include_baseline, random_seed) or the features changed; "
+        "otherwise refit the configuration the last search chose on the new training window. "
+        "full: search now.",
     )
 
     include_baseline: bool = Field(
@@ -98,16 +99,25 @@ def search_space(config: TrainingConfig) -> "SearchSpace":
     )
 
 
-def last_search(instance: dg.DagsterInstance) -> "SearchRecord | None":
-    """What the last search chose, from ``trained_model``'s latest materialization."""
+def last_search(context: dg.AssetExecutionContext) -> "SearchRecord | None":
+    """What the last search chose, from ``trained_model``'s latest materialization.
+
+    None, so that the candidates are searched again, when no materialization records a
+    search (the first model, one trained on a single month, or one from before the rule), or
+    when the record cannot be read (logged as a warning).
+    """
     from mlops_assets.ml.candidates import SearchRecord
 
-    record = latest_materialization(instance, dg.AssetKey("trained_model"))
+    record = latest_materialization(context.instance, dg.AssetKey("trained_model"))
     materialization = record.asset_materialization if record else None
     entry = materialization.metadata.get(SEARCH_RECORD) if materialization else None
     if entry is None or not isinstance(entry.value, dict):
-        return None  # trained before searches were recorded: search again
-    return SearchRecord.from_dict(entry.value)
+        return None
+    try:
+        return SearchRecord.from_dict(entry.value)
+    except ValueError as error:
+        context.log.warning(f"{error}: searching the candidates again")
+        return None
 
 
 def search_requested_by(tags: Mapping[str, str]) -> str | None:
@@ -180,7 +190,7 @@ def candidate_workers(config: TrainingConfig) -> int:
     group_name="training",
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
-    code_version="4",
+    code_version="5",  # 5: a new month refits the last search's choice
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
@@ -217,6 +227,7 @@ def trained_model(
                 f"kept {sample.kept:,}, {sample.fraction:.2%} of every month and label"
             )
         months = [*split.train_months, split.holdout_month]
+        code_versions = model_code_versions()
         tags = provenance_tags(
             data_versions={
                 month: version or "unknown"
@@ -224,7 +235,7 @@ def trained_model(
                     context.instance, dg.AssetKey("flight_features"), months
                 ).items()
             },
-            code_versions=model_code_versions(),
+            code_versions=code_versions,
             training_config=config.model_dump(),
         )
         mlflow.set_tags(tags)
@@ -237,8 +248,8 @@ def trained_model(
             }
         )
         space = search_space(config)
-        fingerprint = search_fingerprint(space)
-        previous = last_search(context.instance)
+        fingerprint = search_fingerprint(space, code_versions["flight_features"])
+        previous = last_search(context)
         decision = decide_search(
             config.search, search_requested_by(context.run.tags), previous, fingerprint
         )
@@ -246,7 +257,12 @@ def trained_model(
         searched = decision.search or previous is None  # decide_search searches without one
         if previous is None or decision.search:
             outcome = select_and_train(data.by_month, space, workers=candidate_workers(config))
-            record = SearchRecord(fingerprint, outcome.chosen, context.run_id)
+            # With one training month nothing was compared: nothing to refit later.
+            record = (
+                SearchRecord(fingerprint, outcome.chosen, context.run_id)
+                if outcome.validation_month
+                else None
+            )
         else:
             outcome = refit(data.by_month, previous.chosen, config.random_seed, decision.reason)
             record = previous
@@ -277,7 +293,7 @@ def trained_model(
                 "candidate": outcome.chosen.name,
                 "selection": outcome.selection,
                 "search": "full" if searched else "refit",
-                SEARCH_RECORD: json.dumps(record.as_dict(), sort_keys=True),
+                **({SEARCH_RECORD: json.dumps(record.as_dict(), sort_keys=True)} if record else {}),
             }
         )
         mlflow.log_params({f"chosen.{k}": v for k, v in outcome.chosen.params.items()})
@@ -320,7 +336,7 @@ def trained_model(
             "selection": dg.MetadataValue.text(outcome.selection),
             "search": dg.MetadataValue.text("full" if searched else "refit"),
             "search_reason": dg.MetadataValue.text(decision.reason),
-            SEARCH_RECORD: dg.MetadataValue.json(record.as_dict()),
+            **({SEARCH_RECORD: dg.MetadataValue.json(record.as_dict())} if record else {}),
             "candidates": dg.MetadataValue.table(
                 records=[dg.TableRecord(row) for row in rows],
                 schema=dg.TableSchema(

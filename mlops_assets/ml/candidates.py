@@ -364,9 +364,19 @@ class SearchRecord:
             raise ValueError(f"malformed search record {dict(record)!r}: {error}") from error
 
 
-def search_fingerprint(space: SearchSpace) -> str:
-    """A digest of what decides a search's outcome: its space and the model's features."""
-    payload = {"space": asdict(space), "features": list(FEATURE_COLUMNS)}
+def search_fingerprint(space: SearchSpace, features_version: str = "") -> str:
+    """A digest of what decides a search's outcome: its space and the model's features.
+
+    Args:
+        space: The candidates searched.
+        features_version: The feature table's code version: features that changed meaning
+            under the same names call for a new search too.
+    """
+    payload = {
+        "space": asdict(space),
+        "features": list(FEATURE_COLUMNS),
+        "features_version": features_version,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
