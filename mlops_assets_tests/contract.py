@@ -1,5 +1,5 @@
-"""What the tests share: the public asset keys, a run config that trains quickly, and the
-reading of a step's failure."""
+"""What the tests share: the public asset keys, a run config that trains quickly, the reading
+of a step's failure and of a run's materializations."""
 
 from __future__ import annotations
 
@@ -44,3 +44,19 @@ def step_failure(result: dg.ExecuteInProcessResult) -> str:
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert failure is not None
     return str(failure.description)
+
+
+def run_materializations(
+    instance: dg.DagsterInstance, run_id: str
+) -> dict[str, dg.AssetMaterialization]:
+    """The materializations a run recorded, by asset key (the last one of each asset)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    found: dict[str, dg.AssetMaterialization] = {}
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        assert event is not None
+        materialization = event.step_materialization_data.materialization
+        found[materialization.asset_key.to_user_string()] = materialization
+    return found

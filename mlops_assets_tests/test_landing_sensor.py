@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from mlops_assets import definitions, landing, landing_scan, rebuild
 from mlops_assets.defs.landing_sensor import landing_zone_sensor
 from mlops_assets.resources import LandingZone
-from mlops_assets_tests.contract import FAST_RUN_CONFIG
+from mlops_assets_tests.contract import FAST_RUN_CONFIG, run_materializations
 
 RUN_KEY_TAG = "dagster/run_key"  # what the sensor daemon tags a requested run with
 
@@ -292,12 +292,8 @@ MODEL = "flight_delay_classifier"
 
 def _trained_model_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[str, object]:
     """The values of the metadata ``trained_model`` recorded in a run."""
-    for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        assert event.dagster_event is not None
-        materialization = event.dagster_event.step_materialization_data.materialization
-        if materialization.asset_key == dg.AssetKey("trained_model"):
-            return {key: value.value for key, value in materialization.metadata.items()}
-    raise AssertionError(f"run {run_id} did not materialize trained_model")
+    materialization = run_materializations(instance, run_id)["trained_model"]
+    return {key: value.value for key, value in materialization.metadata.items()}
 
 
 def test_planes_changes_are_run_each_time_and_months_wait_for_them(zone: Zone) -> None:

@@ -24,6 +24,7 @@ from mlops_assets.ml import candidates
 from mlops_assets.ml.columns import FEATURE_COLUMNS
 from mlops_assets.resources import build_resources
 from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
+from mlops_assets_tests.contract import run_materializations
 from mlops_assets_tests.stack import http_ok, model_server
 
 pytestmark = pytest.mark.e2e
@@ -45,21 +46,6 @@ class Materialized:
     @property
     def scoring_run_ids(self) -> list[str]:
         return self.run_ids[1 + 12 + 1 :]
-
-
-def _materializations(
-    instance: dg.DagsterInstance, run_id: str
-) -> dict[str, dg.AssetMaterialization]:
-    records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-    ).records
-    found: dict[str, dg.AssetMaterialization] = {}
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        assert event is not None
-        materialization = event.step_materialization_data.materialization
-        found[materialization.asset_key.to_user_string()] = materialization
-    return found
 
 
 SHORTER_BOOSTING = {"ops": {"trained_model": {"config": {"max_iter": 100}}}}
@@ -96,13 +82,13 @@ def test_every_month_is_a_partition_and_each_asset_materializes(
     assert len(materialized.run_ids) == 1 + 12 + 1 + 12
     planes, *month_runs = materialized.run_ids[: 1 + 12]
     model = materialized.model_run_id
-    assert sorted(_materializations(materialized.instance, planes)) == ["raw_planes"]
+    assert sorted(run_materializations(materialized.instance, planes)) == ["raw_planes"]
     for run_id, month in zip(month_runs, months, strict=True):
         run = materialized.instance.get_run_by_id(run_id)
         assert run is not None and run.tags["dagster/partition"] == month
-        found = _materializations(materialized.instance, run_id)
+        found = run_materializations(materialized.instance, run_id)
         assert sorted(found) == ["flight_features", "raw_flights", "raw_weather"]
-    found = _materializations(materialized.instance, model)
+    found = run_materializations(materialized.instance, model)
     assert sorted(found) == ["model_evaluation", "registered_model", "trained_model"]
     assert found["trained_model"].metadata["partitions"].value == months
     assert found["trained_model"].metadata["train_months"].value == months[:-1]
@@ -111,7 +97,7 @@ def test_every_month_is_a_partition_and_each_asset_materializes(
     for run_id, month in zip(materialized.scoring_run_ids, months, strict=True):
         run = materialized.instance.get_run_by_id(run_id)
         assert run is not None and run.tags["dagster/partition"] == month
-        scored = _materializations(materialized.instance, run_id)["flight_delay_predictions"]
+        scored = run_materializations(materialized.instance, run_id)["flight_delay_predictions"]
         assert scored.metadata["model_version"].value == "1"
     predictions = pd.read_parquet(
         materialized.data / "lake" / "flight_delay_predictions" / "2013-12.parquet"
@@ -128,7 +114,7 @@ def test_months_add_up_to_the_whole_year_and_link_their_mlflow_runs(
 ) -> None:
     totals = {"flights": 0, "context": 0, "excluded": 0, "features": 0}
     for run_id in materialized.run_ids:
-        for key, materialization in _materializations(materialized.instance, run_id).items():
+        for key, materialization in run_materializations(materialized.instance, run_id).items():
             run_id_meta = materialization.metadata["mlflow_run_id"].value
             url = materialization.metadata["mlflow_run"].value
             assert isinstance(url, str) and url.endswith(f"/runs/{run_id_meta}"), key
@@ -185,7 +171,7 @@ def test_one_parent_run_per_dagster_run_with_a_nested_run_per_asset(
 
 
 def test_evaluation_metrics_and_plots_are_logged(materialized: Materialized) -> None:
-    found = _materializations(materialized.instance, materialized.model_run_id)
+    found = run_materializations(materialized.instance, materialized.model_run_id)
     evaluation = found["model_evaluation"].metadata
     auc = evaluation["holdout_roc_auc"].value
     # December's leak-free figure for this search is 0.727. The bar was 0.72 while the
@@ -239,7 +225,7 @@ def test_registered_version_is_champion_and_serves_probabilities(
     materialized: Materialized,
 ) -> None:
     client = materialized.client
-    found = _materializations(materialized.instance, materialized.model_run_id)
+    found = run_materializations(materialized.instance, materialized.model_run_id)
     registry = found["registered_model"].metadata
     version = client.get_model_version_by_alias("flight_delay_classifier", "champion")
     assert str(version.version) == registry["version"].value == "1"

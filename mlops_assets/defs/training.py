@@ -254,7 +254,7 @@ def trained_model(
             config.search, search_requested_by(context.run.tags), previous, fingerprint
         )
         context.log.info(decision.reason)
-        searched = decision.search or previous is None  # decide_search searches without one
+        path = "full" if decision.search else "refit"  # decide_search searches without one
         if previous is None or decision.search:
             outcome = select_and_train(data.by_month, space, workers=candidate_workers(config))
             # With one training month nothing was compared: nothing to refit later.
@@ -292,7 +292,7 @@ def trained_model(
             {
                 "candidate": outcome.chosen.name,
                 "selection": outcome.selection,
-                "search": "full" if searched else "refit",
+                "search": path,
                 **({SEARCH_RECORD: json.dumps(record.as_dict(), sort_keys=True)} if record else {}),
             }
         )
@@ -324,7 +324,7 @@ def trained_model(
         train_rows=len(split.train),
         candidate=outcome.chosen.name,
         validation_month=outcome.validation_month,
-        search="full" if searched else "refit",
+        search=path,
         provenance=tags,
     )
     rows = [result.as_row() for result in outcome.results]
@@ -334,7 +334,7 @@ def trained_model(
             "model_uri": dg.MetadataValue.text(info.model_uri),
             "candidate": dg.MetadataValue.text(outcome.chosen.name),
             "selection": dg.MetadataValue.text(outcome.selection),
-            "search": dg.MetadataValue.text("full" if searched else "refit"),
+            "search": dg.MetadataValue.text(path),
             "search_reason": dg.MetadataValue.text(decision.reason),
             **({SEARCH_RECORD: dg.MetadataValue.json(record.as_dict())} if record else {}),
             "candidates": dg.MetadataValue.table(
