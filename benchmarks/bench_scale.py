@@ -2,8 +2,8 @@
 
 For each scale K, ``mlops-assets seed --scale K`` writes a landing zone once (kept under
 ``data/bench/scale-K``; ``--scale 1`` is the real data). Each repetition then runs a cold
-``mlops-assets materialize`` (the planes, one run per month, the model, one scoring run per
-month) on a new Dagster home and MLflow store, as ``make materialize`` does on a first day.
+``mlops-assets materialize`` (the planes, the months in batches, the model, the scoring in
+batches) on a new Dagster home and MLflow store, as ``make materialize`` does on a first day.
 Measured: the wall time, the peak RSS of the largest single process of the run (the command
 and every process it waited for: month workers, scoring workers), and each asset's step
 time summed over the runs (from the Dagster event log), to find what grows faster than
@@ -86,7 +86,16 @@ def step_seconds(home: Path) -> dict[str, float]:
     return {key: round(value, 2) for key, value in sorted(totals.items())}
 
 
-def _repetition(source: Path) -> dict[str, Any]:
+def months_per_run(scale: int) -> int:
+    """The batch size a deployment at ``scale`` times 2013's flights would set (see settings).
+
+    A run holds its batch's frames: six months at 1x, one month from 6x on, so that a batch
+    never holds much more than six of 2013's months.
+    """
+    return max(1, settings.DEFAULT_MONTHS_PER_RUN // scale)
+
+
+def _repetition(source: Path, scale: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         data, home = Path(scratch) / "data", Path(scratch) / "home"
         data.mkdir()
@@ -94,6 +103,7 @@ def _repetition(source: Path) -> dict[str, Any]:
         (data / "landing").symlink_to(source)
         shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
         env = local_environment(data, home)
+        env[settings.MONTHS_PER_RUN_ENV] = str(months_per_run(scale))
         seconds, rss = measured([str(BIN / "mlops-assets"), "materialize"], env)
         evaluation = json.loads((data / "lake" / "model_evaluation.json").read_text())
         model = json.loads((data / "lake" / "trained_model.json").read_text())
@@ -111,7 +121,7 @@ def run(scales: list[int], repeats: dict[int, int]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for scale in scales:
         source, flights = landing_zone(scale)
-        runs = [_repetition(source) for _ in range(repeats.get(scale, 1))]
+        runs = [_repetition(source, scale) for _ in range(repeats.get(scale, 1))]
         seconds = statistics.median(r["seconds"] for r in runs)
         steps = {
             key: round(statistics.median(r["steps_s"].get(key, 0.0) for r in runs), 2)

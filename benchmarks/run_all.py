@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import (
+    bench_batches,
     bench_distributed,
     bench_incremental,
     bench_landing_scan,
     bench_pipeline,
+    bench_predict,
     bench_scale,
     bench_serving,
     bench_startup,
+    bench_ui_backfill,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +89,9 @@ def render(figures: dict[str, Any]) -> str:
             "REST latency, 1,000-row request, p50 / p99",
             f"{serving['rows_1000']['p50_ms']} / {serving['rows_1000']['p99_ms']} ms",
         ),
+        *_batch_rows(figures.get("batches")),
+        *_ui_backfill_rows(figures.get("ui_backfill")),
+        *_predict_rows(figures.get("predict")),
         *_startup_rows(figures["startup"]),
         *_scale_rows(figures["scale"]),
         *_distributed_rows(figures.get("distributed")),
@@ -100,6 +106,58 @@ def render(figures: dict[str, Any]) -> str:
         *(f"| {name} | {value} |" for name, value in rows),
     ]
     return "\n".join(lines)
+
+
+def _batch_rows(batches: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Rows of ``benchmarks/bench_batches.py``: the months' runs by batch size."""
+    if batches is None:
+        return []
+    base = batches["baseline_months_per_run"]
+    return [
+        (
+            f"The year's month runs and scoring runs, {size} month(s) per run "
+            f"({_runs(batches['repeats'])}, {batches['workers']} workers; "
+            f"`benchmarks/bench_batches.py`)",
+            f"{entry['month_runs']} + {entry['scoring_runs']} runs: {entry['ingest_s']} s + "
+            f"{entry['score_s']} s = {entry['ingest_ratio']} / {entry['score_ratio']} of "
+            f"{base} per run; peak RSS {entry['peak_rss_mb']:,} MB",
+        )
+        for size, entry in batches["sizes"].items()
+    ]
+
+
+def _ui_backfill_rows(backfill: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Rows of ``benchmarks/bench_ui_backfill.py``: the UI's backfill of everything."""
+    if backfill is None:
+        return []
+    return [
+        (
+            "*Materialize all* -> *All* -> *Launch backfill* over GraphQL against `dagster dev`"
+            f" ({backfill['months']} months, {_runs(backfill['repeats'])}; "
+            "`benchmarks/bench_ui_backfill.py`)",
+            f"{backfill['backfill_s']} s in {backfill['runs']} runs = {backfill['ratio']}x the "
+            f"plain script ({backfill['plain_s']} s); no run of the backfill existed for "
+            f"{backfill['no_run_unfinished_s']} s; stack RSS {backfill['stack_rss_mb']:,.0f} MB",
+        )
+    ]
+
+
+def _predict_rows(predict: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Rows of ``benchmarks/bench_predict.py``: where a month's predict time goes."""
+    if predict is None:
+        return []
+    ms, rate = predict["ms"], predict["rows_per_s"]
+    return [
+        (
+            f"Served `predict` on {predict['rows']:,} rows of {predict['month']}, median of "
+            f"{predict['repeats']} (`benchmarks/bench_predict.py`)",
+            f"{ms['served_pyfunc_predict']} ms = {rate['served_pyfunc_predict']:,} rows/s "
+            f"(target 500,000); trees {ms['trees_1_thread']} ms on 1 thread, "
+            f"{ms['trees_all_threads']} ms on all; encodings {ms['ordinal_encoding']} + "
+            f"{ms['booster_reencoding']} ms; read-score-store step "
+            f"{rate['scoring_step']:,} rows/s (target 200,000)",
+        )
+    ]
 
 
 def _startup_rows(startup: dict[str, Any]) -> list[tuple[str, str]]:
@@ -188,6 +246,9 @@ BENCHMARKS = {
     "serving": lambda: bench_serving.run(requests=200),
     "incremental": lambda: bench_incremental.run(repeats=3),
     "distributed": lambda: bench_distributed.run(repeats=1),
+    "batches": lambda: bench_batches.run([12, 6, 3, 1], repeats=3, workers=2),
+    "ui_backfill": lambda: bench_ui_backfill.run(repeats=1),
+    "predict": lambda: bench_predict.run(Path("data/landing"), repeats=7),
 }
 
 

@@ -191,14 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     materialize = commands.add_parser(
         "materialize",
         help="Register every landed month and materialize everything in this process: "
-        "the planes, one run per month, then the model.",
+        "the planes, the months in batches (as a backfill runs them), the model, the scoring.",
     )
     materialize.add_argument(
         "--workers",
         type=int,
         default=min(os.cpu_count() or 1, 4),
         metavar="N",
-        help="months run N at a time, each in its own process of a few hundred MB "
+        help="batches of months run N at a time, each in its own process "
         "(default: the CPU count, at most 4)",
     )
     materialize.set_defaults(handler=_materialize)

@@ -6,8 +6,10 @@ is read by :func:`environment` only, when the code location is built.
 
 Every default the resources fall back to is derived here, from environment variables:
 ``MLOPS_DATA_DIR`` (default ``data/`` under the working directory),
-``MLFLOW_TRACKING_URI`` (default an SQLite file inside the data directory), and the UI
-addresses used in links, ``MLOPS_MLFLOW_UI_URL`` and ``MLOPS_DAGSTER_UI_URL``.
+``MLFLOW_TRACKING_URI`` (default an SQLite file inside the data directory), the UI
+addresses used in links, ``MLOPS_MLFLOW_UI_URL`` and ``MLOPS_DAGSTER_UI_URL``, and the
+months one run works on, ``MLOPS_MONTHS_PER_RUN`` (read by :func:`months_per_run` when the
+code location is built).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ DATA_DIR_ENV = "MLOPS_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
 LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"
 LOCAL_DAGSTER_UI = "http://127.0.0.1:3000"
+
+
+MONTHS_PER_RUN_ENV = "MLOPS_MONTHS_PER_RUN"
+DEFAULT_MONTHS_PER_RUN = 6
 
 
 class UnknownEnvironmentError(ValueError):
@@ -86,3 +92,19 @@ def mlflow_ui_url(tracking_uri: str) -> str:
 def dagster_ui_url() -> str:
     """``$MLOPS_DAGSTER_UI_URL``, else the local ``dagster dev`` address."""
     return os.environ.get("MLOPS_DAGSTER_UI_URL") or LOCAL_DAGSTER_UI
+
+
+def months_per_run() -> int:
+    """Months one run of a month-partitioned asset works on at most (default 6).
+
+    The batch size of the assets' backfill policy, of the landing sensor's catch-up and of
+    ``mlops-assets materialize``. A run holds its batch's frames in memory: a deployment whose
+    months are many times 2013's sets ``MLOPS_MONTHS_PER_RUN`` lower (1 at 10x the flights).
+
+    Raises:
+        ValueError: When ``MLOPS_MONTHS_PER_RUN`` is not a whole number of months from 1.
+    """
+    value = (os.environ.get(MONTHS_PER_RUN_ENV) or str(DEFAULT_MONTHS_PER_RUN)).strip()
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{MONTHS_PER_RUN_ENV}={value!r}: a whole number of months, 1 or more")
+    return int(value)

@@ -46,6 +46,24 @@ def step_failure(result: dg.ExecuteInProcessResult) -> str:
     return str(failure.description)
 
 
+def run_partition_materializations(
+    instance: dg.DagsterInstance, run_id: str
+) -> dict[tuple[str, str | None], dg.AssetMaterialization]:
+    """The materializations a run recorded, by asset key and partition (a batch has many)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    found: dict[tuple[str, str | None], dg.AssetMaterialization] = {}
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        assert event is not None
+        materialization = event.step_materialization_data.materialization
+        found[materialization.asset_key.to_user_string(), materialization.partition] = (
+            materialization
+        )
+    return found
+
+
 def run_materializations(
     instance: dg.DagsterInstance, run_id: str
 ) -> dict[str, dg.AssetMaterialization]:

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 
 from mlops_assets import definitions, landing, rebuild
 from mlops_assets.defs.landing_sensor import landing_zone_sensor
+from mlops_assets.defs.partitions import range_tags
 from mlops_assets.resources import LandingZone
 from mlops_assets_tests.contract import FAST_RUN_CONFIG, step_failure
 
@@ -56,6 +57,12 @@ class Pipeline:
 
     def champion(self) -> str:
         return str(self.client.get_model_version_by_alias(MODEL, "champion").version)
+
+    def run_batch(self, batch: tuple[str, str]) -> dg.ExecuteInProcessResult:
+        """``month_job`` on a range of months, as a backfill's batched run."""
+        return definitions.defs.resolve_job_def("month_job").execute_in_process(
+            instance=self.instance, tags=range_tags(batch), raise_on_error=False
+        )
 
     def run_month(self) -> dg.ExecuteInProcessResult:
         return definitions.defs.resolve_job_def("month_job").execute_in_process(
@@ -193,6 +200,51 @@ def test_a_bad_flights_file_is_refused_and_nothing_stored_changes(
     assert pipeline.champion() == champion
 
 
+def test_a_bad_month_fails_its_batch_alone_and_reruns_alone_once_fixed(
+    pipeline: Pipeline,
+) -> None:
+    """A backfill in batches: January and February in one run, March in another.
+
+    February's bad file fails its batch's run, naming the file, column and values, and
+    nothing of that batch is stored (January's and February's partitions keep their bytes);
+    March's run succeeds; @champion stays; February alone reruns once the file is fixed.
+    """
+    path = landing.monthly_file(pipeline.landing, "flights", MONTH)
+    good = path.read_bytes()
+    before, champion = pipeline.stored(), pipeline.champion()
+    landing.land_bytes(path, _duplicated(good, _frame(path)), force=True)
+    try:
+        bad_batch = pipeline.run_batch(("2013-01", MONTH))
+        other_batch = pipeline.run_batch(("2013-03", "2013-03"))
+    finally:
+        landing.land_bytes(path, good, force=True)
+
+    assert not bad_batch.success
+    message = step_failure(bad_batch)
+    for fragment in (str(path), "3 duplicated rows on (year, month, day", "refused: 2013-02"):
+        assert fragment in message, message
+    assert not bad_batch.asset_materializations_for_node("raw_flights")
+    assert not bad_batch.asset_materializations_for_node("flight_features")
+    # Each month's checks are on its own partition: January passed, February was refused.
+    duplicates = {
+        e.partition: e.passed
+        for e in bad_batch.get_asset_check_evaluations()
+        if e.asset_key == dg.AssetKey("raw_flights") and e.check_name == "duplicates"
+    }
+    assert duplicates == {"2013-01": True, MONTH: False}
+    assert other_batch.success
+    assert len(other_batch.asset_materializations_for_node("flight_features")) == 1
+    after = pipeline.stored()
+    for month in ("2013-01", MONTH):
+        for asset in STORED:
+            key = f"{asset}/{month}.parquet"
+            assert after[key] == before[key], key
+    assert pipeline.champion() == champion
+    # Fixed: February alone goes through, and stores the same bytes as before.
+    assert pipeline.run_month().success
+    assert pipeline.stored() == before
+
+
 def test_a_refused_file_shows_its_failed_checks_on_the_partition(pipeline: Pipeline) -> None:
     path = landing.monthly_file(pipeline.landing, "flights", MONTH)
     good = path.read_bytes()
@@ -250,7 +302,7 @@ def test_an_impossible_weather_reading_is_blanked_and_reported(pipeline: Pipelin
     ]
     assert not masked.passed and masked.severity == dg.AssetCheckSeverity.WARN
     assert "temp: 999.0" in str(masked.description)
-    stored = result.output_for_node("raw_weather")
+    stored = result.output_for_node("raw_weather", "raw_weather")[MONTH]
     hour = pd.Timestamp(frame.loc[100, "time_hour"])
     row = stored[(stored["origin"] == frame.loc[100, "origin"]) & (stored["time_hour"] == hour)]
     assert row["temp"].isna().all() and len(row) == 1
@@ -270,14 +322,19 @@ def test_the_operator_fixes_the_file_and_the_sensor_runs_the_month_again(
         )
         result = landing_zone_sensor(context)
         assert isinstance(result, dg.SensorResult)
-        february = [r for r in result.run_requests or [] if r.partition_key == MONTH]
+        # February's run (with March, whose context rows it holds: one batch).
+        february = [
+            r
+            for r in result.run_requests or []
+            if MONTH in (r.partition_key, r.tags.get("dagster/asset_partition_range_start"))
+        ]
         return february, result.cursor
 
     def run(request: dg.RunRequest) -> dg.ExecuteInProcessResult:
         assert request.job_name == "month_job"
         return definitions.defs.resolve_job_def("month_job").execute_in_process(
             instance=pipeline.instance,
-            partition_key=MONTH,
+            partition_key=request.partition_key,
             tags=request.tags,
             raise_on_error=False,
         )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
-from mlops_assets import definitions
-from mlops_assets.defs.partitions import MONTHS
+from mlops_assets import definitions, landing, settings
+from mlops_assets.defs.partitions import MONTH_BATCHES, MONTHS, MONTHS_PER_RUN, month_ranges
 from mlops_assets.defs.reproduce import ReproduceConfig
 from mlops_assets.defs.rollback import RollbackConfig
 
@@ -191,3 +193,44 @@ def test_the_nightly_scoring_schedule_scores_the_newest_built_month(
     )
     request = evaluate()
     assert isinstance(request, dg.RunRequest) and request.partition_key == "2013-02"
+
+
+def test_months_are_cut_into_consecutive_batches_of_at_most_months_per_run() -> None:
+    order = [landing.month_key(2013, m) for m in range(1, 13)]
+    year = month_ranges(order, order)
+    assert year == [
+        (order[i], order[min(i + MONTHS_PER_RUN, 12) - 1]) for i in range(0, 12, MONTHS_PER_RUN)
+    ]
+    # A gap splits a batch: a range spans every key between its ends.
+    assert month_ranges(["2013-01", "2013-02", "2013-04"], order) == [
+        ("2013-01", "2013-02"),
+        ("2013-04", "2013-04"),
+    ]
+    # Keys follow the order they were registered in, not the calendar.
+    late = ["2013-01", "2013-03", "2013-02"]
+    assert month_ranges(["2013-03", "2013-02"], late) == [("2013-03", "2013-02")]
+    assert month_ranges([], order) == []
+    every_month = [
+        m for first, last in year for m in order[order.index(first) : order.index(last) + 1]
+    ]
+    assert every_month == order
+    for policy_holder in (
+        "raw_flights",
+        "raw_weather",
+        "flight_features",
+        "feature_drift",
+        "flight_delay_predictions",
+    ):
+        assets_def = definitions.defs.resolve_assets_def(policy_holder)
+        assert assets_def.backfill_policy == MONTH_BATCHES, policy_holder
+
+
+@pytest.mark.parametrize("value", ["0", "six", "-1", "2.5"])
+def test_a_bad_batch_size_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(settings.MONTHS_PER_RUN_ENV, value)
+    with pytest.raises(ValueError, match=f"MLOPS_MONTHS_PER_RUN='{re.escape(value)}'"):
+        settings.months_per_run()
+    monkeypatch.setenv(settings.MONTHS_PER_RUN_ENV, "3")
+    assert settings.months_per_run() == 3

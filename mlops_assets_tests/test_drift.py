@@ -144,7 +144,7 @@ def test_a_shifted_month_fails_the_drift_check_and_the_sensor_retrains_once(
     assert control.metadata["failing_features"].value == []
     drift_run = client.get_run(str(march["mlflow_run_id"].value))
     assert drift_run.data.metrics["psi/temp"] == pytest.approx(rows["temp"]["psi"], abs=1e-4)
-    assert drift_run.data.tags["drift_outcome"] == "warn"
+    assert drift_run.data.tags["drift_outcome/2013-03"] == "warn"
 
     # The shifted month lands; the landing-zone sensor runs its month (raw data, features,
     # drift against @champion), as the daemon would.
@@ -218,13 +218,15 @@ def test_a_shifted_month_fails_the_drift_check_and_the_sensor_retrains_once(
 def test_bad_drift_settings_fail_before_anything_is_measured(
     config: DriftConfig, message: str
 ) -> None:
-    context = dg.build_asset_context(partition_key="2013-01")
-    outputs = feature_drift(
-        context=context,
-        config=config,
-        flight_features=pd.DataFrame(),
-        mlflow_tracking=MlflowTracking(tracking_uri="sqlite:///unused.db"),
-    )
-    assert isinstance(outputs, Iterator)
-    with pytest.raises(dg.Failure, match=re.escape(message)):
-        next(outputs)
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("month", ["2013-01"])
+        context = dg.build_asset_context(partition_key="2013-01", instance=instance)
+        outputs = feature_drift(
+            context=context,
+            config=config,
+            flight_features={"2013-01": pd.DataFrame()},
+            mlflow_tracking=MlflowTracking(tracking_uri="sqlite:///unused.db"),
+        )
+        assert isinstance(outputs, Iterator)
+        with pytest.raises(dg.Failure, match=re.escape(message)):
+            next(outputs)

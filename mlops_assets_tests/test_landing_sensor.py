@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from mlops_assets import definitions, landing, landing_scan, rebuild
 from mlops_assets.defs.landing_sensor import landing_zone_sensor
+from mlops_assets.defs.lineage import latest_materialization
 from mlops_assets.resources import LandingZone
 from mlops_assets_tests.contract import FAST_RUN_CONFIG, run_materializations
 
@@ -83,7 +84,14 @@ class Zone:
 
 
 def _requested(result: dg.SensorResult) -> list[tuple[str | None, str | None]]:
-    return sorted(((r.job_name, r.partition_key) for r in result.run_requests or []), key=str)
+    """Each requested run's job and months: its partition, or its range ``first...last``."""
+
+    def months(request: dg.RunRequest) -> str | None:
+        first = request.tags.get("dagster/asset_partition_range_start")
+        last = request.tags.get("dagster/asset_partition_range_end")
+        return request.partition_key or (f"{first}...{last}" if first else None)
+
+    return sorted(((r.job_name, months(r)) for r in result.run_requests or []), key=str)
 
 
 def _registered(result: dg.SensorResult) -> list[str]:
@@ -114,7 +122,7 @@ def test_planes_first_then_each_new_month_once_and_nothing_for_the_same_files(
     zone.launch(first)
 
     months = zone.tick()
-    assert _requested(months) == [("month_job", "2013-01"), ("month_job", "2013-02")]
+    assert _requested(months) == [("month_job", "2013-01...2013-02")]
     assert _registered(months) == ["2013-01", "2013-02"]
     zone.launch(months)
     assert zone.instance.get_dynamic_partitions("month") == ["2013-01", "2013-02"]
@@ -155,14 +163,16 @@ def test_a_changed_file_reruns_its_month_and_the_month_whose_context_it_holds(
     landing.land_bytes(february, shorter, force=True)
     changed = zone.tick()
     # March's raw partition starts with February's last 48 hours, so it is rebuilt too.
-    assert _requested(changed) == [("month_job", "2013-02"), ("month_job", "2013-03")]
+    assert _requested(changed) == [("month_job", "2013-02...2013-03")]
     assert _registered(changed) == []
-    run_ids = zone.launch(changed)
-    march = zone.instance.get_run_by_id(run_ids[1])
-    assert march is not None and march.tags["dagster/partition"] == "2013-03"
+    (run_id,) = zone.launch(changed)
+    both = zone.instance.get_run_by_id(run_id)
+    assert both is not None and both.tags["dagster/asset_partition_range_end"] == "2013-03"
+    rebuilt = latest_materialization(zone.instance, dg.AssetKey("flight_features"), "2013-03")
+    assert rebuilt is not None and rebuilt.run_id == run_id
     # Back to the original bytes: requested again, although that content ran before.
     zone.land("flights", "2013-02")
-    assert _requested(zone.tick()) == [("month_job", "2013-02"), ("month_job", "2013-03")]
+    assert _requested(zone.tick()) == [("month_job", "2013-02...2013-03")]
 
 
 def test_partial_copies_and_bad_names_are_reported_and_never_consumed(zone: Zone) -> None:

@@ -19,12 +19,13 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops_assets import definitions, landing, rebuild
+from mlops_assets.defs.partitions import MONTHS_PER_RUN
 from mlops_assets.defs.raw_data import raw_flights
 from mlops_assets.ml import candidates
 from mlops_assets.ml.columns import FEATURE_COLUMNS
 from mlops_assets.resources import build_resources
 from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
-from mlops_assets_tests.contract import run_materializations
+from mlops_assets_tests.contract import run_materializations, run_partition_materializations
 from mlops_assets_tests.stack import http_ok, model_server
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.e2e
 
 @dataclass
 class Materialized:
-    """One rebuild of every landed month (planes, 12 month runs, the model), shared below."""
+    """One rebuild of every landed month (planes, month batches, the model, the predictions)."""
 
     data: Path
     instance: dg.DagsterInstance
@@ -41,11 +42,16 @@ class Materialized:
 
     @property
     def model_run_id(self) -> str:
-        return self.run_ids[1 + 12]
+        return self.run_ids[1 + len(BATCHES)]
 
     @property
     def scoring_run_ids(self) -> list[str]:
-        return self.run_ids[1 + 12 + 1 :]
+        return self.run_ids[1 + len(BATCHES) + 1 :]
+
+
+MONTHS = [landing.month_key(2013, m) for m in range(1, 13)]
+BATCHES = [MONTHS[i : i + MONTHS_PER_RUN] for i in range(0, len(MONTHS), MONTHS_PER_RUN)]
+"""The runs a backfill of the year makes of the months: ``MONTHS_PER_RUN`` each."""
 
 
 SHORTER_BOOSTING = {"ops": {"trained_model": {"config": {"max_iter": 100}}}}
@@ -77,28 +83,38 @@ def materialized(
 def test_every_month_is_a_partition_and_each_asset_materializes(
     materialized: Materialized,
 ) -> None:
-    months = [landing.month_key(2013, m) for m in range(1, 13)]
+    months = MONTHS
     assert materialized.instance.get_dynamic_partitions("month") == months
-    assert len(materialized.run_ids) == 1 + 12 + 1 + 12
-    planes, *month_runs = materialized.run_ids[: 1 + 12]
+    assert len(materialized.run_ids) == 1 + len(BATCHES) + 1 + len(BATCHES)
+    planes, *month_runs = materialized.run_ids[: 1 + len(BATCHES)]
     model = materialized.model_run_id
     assert sorted(run_materializations(materialized.instance, planes)) == ["raw_planes"]
-    for run_id, month in zip(month_runs, months, strict=True):
+    for run_id, batch in zip(month_runs, BATCHES, strict=True):
         run = materialized.instance.get_run_by_id(run_id)
-        assert run is not None and run.tags["dagster/partition"] == month
-        found = run_materializations(materialized.instance, run_id)
-        assert sorted(found) == ["flight_features", "raw_flights", "raw_weather"]
-    found = run_materializations(materialized.instance, model)
-    assert sorted(found) == ["model_evaluation", "registered_model", "trained_model"]
-    assert found["trained_model"].metadata["partitions"].value == months
-    assert found["trained_model"].metadata["train_months"].value == months[:-1]
-    assert found["trained_model"].metadata["holdout_month"].value == "2013-12"
-    assert found["registered_model"].metadata["aliases"].value == "@challenger, @champion"
-    for run_id, month in zip(materialized.scoring_run_ids, months, strict=True):
-        run = materialized.instance.get_run_by_id(run_id)
-        assert run is not None and run.tags["dagster/partition"] == month
-        scored = run_materializations(materialized.instance, run_id)["flight_delay_predictions"]
-        assert scored.metadata["model_version"].value == "1"
+        assert run is not None
+        assert run.tags["dagster/asset_partition_range_start"] == batch[0]
+        assert run.tags["dagster/asset_partition_range_end"] == batch[-1]
+        found = run_partition_materializations(materialized.instance, run_id)
+        assert sorted(found) == sorted(
+            (asset, month)
+            for asset in ("flight_features", "raw_flights", "raw_weather")
+            for month in batch
+        )
+    found_model = run_materializations(materialized.instance, model)
+    assert sorted(found_model) == ["model_evaluation", "registered_model", "trained_model"]
+    trained = found_model["trained_model"]
+    assert trained.metadata["partitions"].value == months
+    assert trained.metadata["train_months"].value == months[:-1]
+    assert trained.metadata["holdout_month"].value == "2013-12"
+    assert found_model["registered_model"].metadata["aliases"].value == "@challenger, @champion"
+    for run_id, batch in zip(materialized.scoring_run_ids, BATCHES, strict=True):
+        scored = run_partition_materializations(materialized.instance, run_id)
+        assert sorted(scored) == sorted(
+            (asset, month)
+            for asset in ("feature_drift", "flight_delay_predictions")
+            for month in batch
+        )
+        assert {m.metadata["model_version"].value for m in scored.values()} == {"1"}
     predictions = pd.read_parquet(
         materialized.data / "lake" / "flight_delay_predictions" / "2013-12.parquet"
     )
@@ -114,7 +130,8 @@ def test_months_add_up_to_the_whole_year_and_link_their_mlflow_runs(
 ) -> None:
     totals = {"flights": 0, "context": 0, "excluded": 0, "features": 0}
     for run_id in materialized.run_ids:
-        for key, materialization in run_materializations(materialized.instance, run_id).items():
+        found = run_partition_materializations(materialized.instance, run_id)
+        for (key, _), materialization in found.items():
             run_id_meta = materialization.metadata["mlflow_run_id"].value
             url = materialization.metadata["mlflow_run"].value
             assert isinstance(url, str) and url.endswith(f"/runs/{run_id_meta}"), key

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_assets import cli, gc_policy, landing, local_instance
+from mlops_assets import cli, gc_policy, landing, local_instance, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,11 +110,11 @@ def _session_members(session: int) -> list[str]:
 
 
 def test_materialize_leaves_no_process_behind(tmp_path: Path) -> None:
-    # Two months in two worker processes: the pool, its workers and multiprocessing's
-    # resource tracker all start (the scoring pool is the same helper; a model trained on
-    # January alone does not pass the gate, so nothing is scored). Once the command has
-    # exited, nothing of its session may remain, not even a zombie: where nothing reaps
-    # orphans, a zombie stays for good.
+    # Two months, one per run: two batches in two worker processes, so the pool, its workers
+    # and multiprocessing's resource tracker all start (the scoring pool is the same helper;
+    # a model trained on January alone does not pass the gate, so nothing is scored). Once
+    # the command has exited, nothing of its session may remain, not even a zombie: where
+    # nothing reaps orphans, a zombie stays for good.
     data, home = tmp_path / "data", tmp_path / "home"
     landing.seed_landing_zone(data / "landing", "2013-02")
     local_instance.prepare_dagster_home(home, ROOT / "deploy" / "local" / "dagster.yaml")
@@ -123,6 +123,7 @@ def test_materialize_leaves_no_process_behind(tmp_path: Path) -> None:
         "MLOPS_DATA_DIR": str(data),
         "DAGSTER_HOME": str(home),
         "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+        settings.MONTHS_PER_RUN_ENV: "1",
     }
     command = [str(Path(sys.executable).parent / "mlops-assets"), "materialize", "--workers", "2"]
     process = subprocess.Popen(

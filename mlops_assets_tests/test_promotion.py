@@ -137,7 +137,7 @@ def _score(instance: dg.DagsterInstance, month: str) -> pd.DataFrame:
     record = instance.fetch_materializations(PREDICTIONS, limit=1).records[0]
     assert record.asset_materialization is not None
     version = record.asset_materialization.metadata["model_version"].value
-    frame = result.output_for_node("flight_delay_predictions")
+    frame = result.output_for_node("flight_delay_predictions")[month]
     assert {"delay_probability", "model_version", "carrier_flight"} <= set(frame.columns)
     assert frame["delay_probability"].between(0, 1).all()
     assert frame["model_version"].unique().tolist() == [version]

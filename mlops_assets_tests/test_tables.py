@@ -51,8 +51,14 @@ def test_the_type_check_is_the_pandera_validation() -> None:
     assert not failed.success
     assert "carrier" in str(failed.description) and "ZZ" in str(failed.description)
     assert "distance" in str(failed.description)
-    refused = dg.check_dagster_type(table_type, {"carrier": ["UA"]})
+    # A step over a batch of months stores a frame per month: each is checked, named.
+    assert dg.check_dagster_type(table_type, {"2013-01": good, "2013-02": good}).success
+    batch = dg.check_dagster_type(table_type, {"2013-01": good, "2013-02": bad})
+    assert not batch.success and str(batch.description).startswith("raw_flights 2013-02: ")
+    assert "ZZ" in str(batch.description)
+    refused = dg.check_dagster_type(table_type, {"2013-01": {"carrier": ["UA"]}})
     assert not refused.success and "dict" in str(refused.description)
+    assert not dg.check_dagster_type(table_type, ["not", "a", "frame"]).success
 
 
 def test_a_stale_snapshot_is_reported_then_rewritten(

@@ -3,13 +3,20 @@
 The checks run on the table an asset has just built, before it is stored. Every result is
 reported (the UI shows it on the partition, with its numbers), then a failed *blocking*
 check stops the step with a message naming the file, the columns and the values: the
-partition stored before stays as it was, and nothing downstream (features, training, the
-``@champion``) ever sees the bad data. The other checks only warn.
+partitions stored before stay as they were (in a batch of months, every month of the batch:
+none is stored), and nothing downstream (features, training, the ``@champion``) ever sees the
+bad data. The other checks only warn.
+
+A step over a batch of months reports one evaluation per month and check
+(:func:`month_evaluations`): Dagster 1.13 gives an ``AssetCheckResult`` the partition of a
+single-partition step only, so the monthly assets declare their checks optional
+(:func:`mlops_assets.defs.partitions.month_asset`) and log ``AssetCheckEvaluation`` events
+that name their month.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,13 +58,19 @@ FEATURE_CHECKS = (SCHEMA, DUPLICATES, LABEL_RATE, WEATHER_COVERAGE, NULL_RATES)
 def check_specs(
     asset: str, checks: Sequence[Check], *, partitioned: bool = True
 ) -> list[dg.AssetCheckSpec]:
-    """The asset's check specs, partitioned by month like the asset when it is."""
+    """The asset's check specs, partitioned by month like the asset when it is.
+
+    A monthly asset's blocking checks are not declared blocking to Dagster: its step reports
+    them month by month as evaluations, which Dagster's gating does not see; the step itself
+    refuses the batch (:func:`refuse_months`), so nothing downstream runs on a refused month.
+    """
     return [
         dg.AssetCheckSpec(
             check.name,
             asset=asset,
-            blocking=check.blocking,
-            description=check.description,
+            blocking=check.blocking and not partitioned,
+            description=check.description
+            + (" Blocking: a failure refuses the month." if check.blocking and partitioned else ""),
             partitions_def=MONTHS if partitioned else None,
         )
         for check in checks
@@ -65,6 +78,16 @@ def check_specs(
 
 
 def _result(outcome: Outcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=outcome.check,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
+        description=outcome.summary,
+        metadata=_metadata(outcome),
+    )
+
+
+def _metadata(outcome: Outcome) -> dict[str, dg.MetadataValue]:
     metadata: dict[str, dg.MetadataValue] = {
         "summary": dg.MetadataValue.text(outcome.summary),
         **{
@@ -85,13 +108,59 @@ def _result(outcome: Outcome) -> dg.AssetCheckResult:
             ],
             schema=dg.TableSchema(columns=[dg.TableColumn(column, "string") for column in columns]),
         )
-    return dg.AssetCheckResult(
-        check_name=outcome.check,
-        passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
-        description=outcome.summary,
-        metadata=metadata,
-    )
+    return metadata
+
+
+def month_evaluations(
+    asset: dg.AssetKey, month: str, outcomes: Sequence[Outcome]
+) -> list[dg.AssetCheckEvaluation]:
+    """One evaluation per outcome, on ``month``'s partition of ``asset``."""
+    return [
+        dg.AssetCheckEvaluation(
+            asset_key=asset,
+            check_name=outcome.check,
+            passed=outcome.passed,
+            severity=dg.AssetCheckSeverity.ERROR
+            if outcome.blocking
+            else dg.AssetCheckSeverity.WARN,
+            description=outcome.summary,
+            metadata=_metadata(outcome),
+            blocking=outcome.blocking,
+            partition=month,
+        )
+        for outcome in outcomes
+    ]
+
+
+def refuse_months(outcomes: Mapping[str, Sequence[Outcome]], kept: str) -> None:
+    """Fail the step when a blocking check failed on any month of the batch.
+
+    Args:
+        outcomes: Each month's outcomes (all of them already reported).
+        kept: What stays as it was (named in the failure).
+
+    Raises:
+        dg.Failure: Not retried, naming every refused month and what failed in it.
+    """
+    refused = {
+        month: [outcome for outcome in month_outcomes if outcome.blocking and not outcome.passed]
+        for month, month_outcomes in outcomes.items()
+    }
+    refused = {month: failed for month, failed in refused.items() if failed}
+    if refused:
+        raise dg.Failure(
+            description="\n".join(
+                outcome.summary for failed in refused.values() for outcome in failed
+            )
+            + f"\nNot stored: {kept} (refused: {', '.join(refused)}).",
+            metadata={
+                "refused_months": ", ".join(refused),
+                "failed_checks": ", ".join(
+                    sorted({outcome.check for failed in refused.values() for outcome in failed})
+                ),
+            },
+            allow_retries=False,
+        )
 
 
 def report(outcomes: Sequence[Outcome], kept: str) -> Iterator[dg.AssetCheckResult]:

@@ -18,11 +18,11 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs.jobs import retrain_job
-from mlops_assets.defs.metadata import OWNERS, SEARCH_TAG, TRIGGER_TAG, table_metadata
-from mlops_assets.defs.partitions import MONTHS, month_of
-from mlops_assets.defs.policies import FILE_RETRY, MLFLOW_RETRY
+from mlops_assets.defs.metadata import SEARCH_TAG, TRIGGER_TAG, table_metadata
+from mlops_assets.defs.partitions import MONTHS, month_asset, month_step, months_of
+from mlops_assets.defs.policies import MLFLOW_RETRY
 from mlops_assets.defs.registry import usable_champion
-from mlops_assets.defs.tables import DataFrame
+from mlops_assets.defs.tables import DataFrame, MonthFrames
 from mlops_assets.ml.columns import SEASONAL_FEATURES
 from mlops_assets.resources import MlflowTracking
 
@@ -113,118 +113,24 @@ def _drift_table(table: DataFrame) -> dg.MetadataValue:
     )
 
 
-@dg.asset(
-    group_name="monitoring",
-    kinds={"pandas", "mlflow"},
-    owners=OWNERS,
-    code_version="1",
-    retry_policy=MLFLOW_RETRY,
+DRIFT_CHECK_SPEC = dg.AssetCheckSpec(
+    "drift_within_thresholds",
+    asset="feature_drift",
     partitions_def=MONTHS,
-    # Not an input: the champion and its reference are read from the registry; the data
-    # version of registered_model (the champion's) makes this stale when the champion changes.
-    deps=["registered_model"],
-    # No champion (or one without a recorded reference) yet: nothing to measure against,
-    # which must not fail the month's run. The run log says why nothing was materialized.
-    output_required=False,
-)
-def feature_drift(
-    context: dg.AssetExecutionContext,
-    config: DriftConfig,
-    flight_features: DataFrame,
-    mlflow_tracking: MlflowTracking,
-) -> Iterator[dg.Output[DataFrame]]:
-    """PSI of each feature and of the prediction: the month against @champion's training rows."""
-    import mlflow
-
-    from mlops_assets.ml import drift
-    from mlops_assets.ml.columns import FEATURE_COLUMNS
-    from mlops_assets.ml.packaging import OUTPUT_COLUMN
-
-    month = month_of(context)
-    try:
-        thresholds = drift.DriftThresholds(warn=config.warn_psi, fail=config.fail_psi)
-    except ValueError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
-    unknown = sorted(set(config.seasonal_features) - set(FEATURE_COLUMNS))
-    if unknown:
-        raise dg.Failure(
-            description=f"seasonal_features names no feature: {unknown}", allow_retries=False
-        )
-    target = _champion_reference(context, mlflow_tracking)
-    if isinstance(target, str):
-        context.log.warning(f"drift of {month} not measured: {target}")
-        return
-    with mlflow_tracking.asset_run(context) as run:
-        reference = drift.DriftReference.from_json(
-            mlflow.artifacts.load_text(f"runs:/{target.training_run}/{drift.REFERENCE_ARTIFACT}")
-        )
-        model = mlflow.pyfunc.load_model(mlflow_tracking.version_uri(target.version))
-        scored = drift.sample_rows(flight_features, drift.MONTH_SCORE_ROWS, seed=0)
-        scores = model.predict(scored[list(FEATURE_COLUMNS)])[OUTPUT_COLUMN].to_numpy()
-        report = drift.measure_drift(reference, flight_features, scores)
-        table = report.to_frame(thresholds, config.seasonal_features)
-        verdict = drift.judge(table)
-        prediction_psi = report.prediction.psi if report.prediction else float("nan")
-        mlflow.log_params(
-            {
-                "month": month,
-                "model_version": target.version,
-                "reference_months": ",".join(reference.months),
-                "warn_psi": thresholds.warn,
-                "fail_psi": thresholds.fail,
-                "seasonal_features": ",".join(config.seasonal_features),
-                "scored_rows": len(scored),
-            }
-        )
-        mlflow.log_metrics(
-            {
-                **{f"psi/{entry.feature}": entry.psi for entry in report.entries},
-                "max_psi": report.max_psi,
-                "prediction_psi": prediction_psi,
-                "features_above_fail": int((table["status"] == "fail").sum()),
-                "features_above_warn": int((table["status"] != "ok").sum()),
-            }
-        )
-        mlflow.set_tag("drift_outcome", verdict.outcome)
-        mlflow.log_table(table, artifact_file="drift/feature_drift.json")
-    yield dg.Output(
-        table,
-        metadata={
-            "drift": _drift_table(table),
-            "outcome": dg.MetadataValue.text(verdict.outcome),
-            "summary": dg.MetadataValue.text(verdict.describe()),
-            "prediction_psi": dg.MetadataValue.float(prediction_psi),
-            "max_psi": dg.MetadataValue.float(report.max_psi),
-            "max_psi_feature": dg.MetadataValue.text(verdict.largest[0]),
-            "warn_psi": dg.MetadataValue.float(thresholds.warn),
-            "fail_psi": dg.MetadataValue.float(thresholds.fail),
-            "model_version": dg.MetadataValue.text(target.version),
-            "model_version_url": dg.MetadataValue.url(
-                mlflow_tracking.model_version_url(target.version)
-            ),
-            "reference_months": dg.MetadataValue.json(list(reference.months)),
-            "month_rows": dg.MetadataValue.int(report.rows),
-            "scored_rows": dg.MetadataValue.int(len(scored)),
-            **table_metadata(table),
-            **run.metadata(),
-        },
-    )
-
-
-@dg.asset_check(
-    asset=feature_drift,
-    partitions_def=MONTHS,
-    retry_policy=FILE_RETRY,
     description="Warns when a feature or the prediction moved past warn_psi (default 0.1); "
     "fails, severity ERROR, when a gating feature or the prediction moved past fail_psi "
     "(default 0.25), which makes drift_retrain_sensor retrain.",
 )
-def drift_within_thresholds(feature_drift: DataFrame) -> dg.AssetCheckResult:
-    """Warn above the warn threshold; fail (ERROR) when a gating feature passes the fail one."""
+
+
+def _drift_evaluation(month: str, table: DataFrame) -> dg.AssetCheckEvaluation:
+    """The drift check on ``month``: warns past warn_psi, fails (ERROR) past fail_psi."""
     from mlops_assets.ml.drift import judge
 
-    verdict = judge(feature_drift)
-    return dg.AssetCheckResult(
+    verdict = judge(table)
+    return dg.AssetCheckEvaluation(
+        asset_key=DRIFT_CHECK_SPEC.asset_key,
+        check_name=DRIFT_CHECK_SPEC.name,
         passed=verdict.outcome == "ok",
         severity=dg.AssetCheckSeverity.ERROR
         if verdict.outcome == "fail"
@@ -242,6 +148,118 @@ def drift_within_thresholds(feature_drift: DataFrame) -> dg.AssetCheckResult:
             ),
             "max_psi": dg.MetadataValue.float(verdict.largest[1]),
             "max_psi_feature": dg.MetadataValue.text(verdict.largest[0]),
+        },
+        blocking=False,
+        partition=month,
+    )
+
+
+@month_asset(
+    "feature_drift",
+    group_name="monitoring",
+    kinds={"pandas", "mlflow"},
+    code_version="1",
+    retry_policy=MLFLOW_RETRY,
+    # Not an input: the champion and its reference are read from the registry; the data
+    # version of registered_model (the champion's) makes this stale when the champion changes.
+    deps=["registered_model"],
+    check_specs=[DRIFT_CHECK_SPEC],
+)
+def feature_drift(
+    context: dg.AssetExecutionContext,
+    config: DriftConfig,
+    flight_features: MonthFrames,
+    mlflow_tracking: MlflowTracking,
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output[MonthFrames]]:
+    """PSI of each feature and of the prediction: the month against @champion's training rows."""
+    # No champion (or one without a recorded reference) yet: nothing to measure against,
+    # which must not fail the month's run; nothing is materialized and the log says why.
+    # Each month's table is checked at once (drift_within_thresholds, on its partition).
+    import mlflow
+
+    from mlops_assets.ml import drift
+    from mlops_assets.ml.columns import FEATURE_COLUMNS
+    from mlops_assets.ml.packaging import OUTPUT_COLUMN
+
+    months = months_of(context)
+    try:
+        thresholds = drift.DriftThresholds(warn=config.warn_psi, fail=config.fail_psi)
+    except ValueError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    unknown = sorted(set(config.seasonal_features) - set(FEATURE_COLUMNS))
+    if unknown:
+        raise dg.Failure(
+            description=f"seasonal_features names no feature: {unknown}", allow_retries=False
+        )
+    target = _champion_reference(context, mlflow_tracking)
+    if isinstance(target, str):
+        context.log.warning(f"drift of {', '.join(months)} not measured: {target}")
+        return
+    tables: dict[str, DataFrame] = {}
+    with mlflow_tracking.asset_run(context) as run:
+        reference = drift.DriftReference.from_json(
+            mlflow.artifacts.load_text(f"runs:/{target.training_run}/{drift.REFERENCE_ARTIFACT}")
+        )
+        model = mlflow.pyfunc.load_model(mlflow_tracking.version_uri(target.version))
+        mlflow.log_params(
+            {
+                "months": ",".join(months),
+                "model_version": target.version,
+                "reference_months": ",".join(reference.months),
+                "warn_psi": thresholds.warn,
+                "fail_psi": thresholds.fail,
+                "seasonal_features": ",".join(config.seasonal_features),
+            }
+        )
+        for month in months:
+            features = flight_features[month]
+            scored = drift.sample_rows(features, drift.MONTH_SCORE_ROWS, seed=0)
+            scores = model.predict(scored[list(FEATURE_COLUMNS)])[OUTPUT_COLUMN].to_numpy()
+            report = drift.measure_drift(reference, features, scores)
+            table = report.to_frame(thresholds, config.seasonal_features)
+            verdict = drift.judge(table)
+            prediction_psi = report.prediction.psi if report.prediction else float("nan")
+            mlflow.log_metrics(
+                {
+                    **{f"psi/{entry.feature}": entry.psi for entry in report.entries},
+                    "max_psi": report.max_psi,
+                    "prediction_psi": prediction_psi,
+                    "features_above_fail": int((table["status"] == "fail").sum()),
+                    "features_above_warn": int((table["status"] != "ok").sum()),
+                    "scored_rows": len(scored),
+                },
+                step=month_step(month),
+            )
+            mlflow.set_tag(f"drift_outcome/{month}", verdict.outcome)
+            mlflow.log_table(table, artifact_file=f"drift/{month}/feature_drift.json")
+            context.add_asset_metadata(
+                {
+                    "drift": _drift_table(table),
+                    "outcome": dg.MetadataValue.text(verdict.outcome),
+                    "summary": dg.MetadataValue.text(verdict.describe()),
+                    "prediction_psi": dg.MetadataValue.float(prediction_psi),
+                    "max_psi": dg.MetadataValue.float(report.max_psi),
+                    "max_psi_feature": dg.MetadataValue.text(verdict.largest[0]),
+                    "month_rows": dg.MetadataValue.int(report.rows),
+                    "scored_rows": dg.MetadataValue.int(len(scored)),
+                    **table_metadata(table),
+                },
+                partition_key=month,
+            )
+            yield _drift_evaluation(month, table)
+            tables[month] = table
+    yield dg.Output(
+        tables,
+        output_name="feature_drift",
+        metadata={
+            "warn_psi": dg.MetadataValue.float(thresholds.warn),
+            "fail_psi": dg.MetadataValue.float(thresholds.fail),
+            "model_version": dg.MetadataValue.text(target.version),
+            "model_version_url": dg.MetadataValue.url(
+                mlflow_tracking.model_version_url(target.version)
+            ),
+            "reference_months": dg.MetadataValue.json(list(reference.months)),
+            **run.metadata(),
         },
     )
 

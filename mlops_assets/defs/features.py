@@ -6,10 +6,10 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs import checks
-from mlops_assets.defs.metadata import OWNERS, table_metadata
-from mlops_assets.defs.partitions import MONTHS, month_of
+from mlops_assets.defs.metadata import table_metadata
+from mlops_assets.defs.partitions import month_asset, month_step, months_of
 from mlops_assets.defs.policies import FILE_RETRY, REFRESH_WHEN_INPUTS_CHANGE
-from mlops_assets.defs.tables import DataFrame, table_type
+from mlops_assets.defs.tables import DataFrame, MonthFrames, table_type
 from mlops_assets.resources import MlflowTracking
 
 
@@ -72,13 +72,12 @@ class FeatureConfig(dg.Config):
     )
 
 
-@dg.asset(
+@month_asset(
+    "flight_features",
     group_name="features",
     kinds={"pandas"},
-    owners=OWNERS,
     code_version="3",  # 3: weather known one hour after its label
     retry_policy=FILE_RETRY,
-    partitions_def=MONTHS,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     dagster_type=table_type("flight_features"),
     check_specs=checks.check_specs("flight_features", checks.FEATURE_CHECKS),
@@ -86,39 +85,41 @@ class FeatureConfig(dg.Config):
 def flight_features(
     context: dg.AssetExecutionContext,
     config: FeatureConfig,
-    raw_flights: DataFrame,
-    raw_weather: DataFrame,
+    raw_flights: MonthFrames,
+    raw_weather: MonthFrames,
     raw_planes: DataFrame,
     mlflow_tracking: MlflowTracking,
-) -> Iterator[dg.AssetCheckResult | dg.Output[DataFrame]]:
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output[MonthFrames]]:
     """A month's flights joined with origin weather, plane attributes and recent delays."""
     import mlflow
 
     from mlops_assets.ml import quality, schemas
     from mlops_assets.ml.features import FeatureSettings, build_month_features
 
-    month = month_of(context)
+    months = months_of(context)
+    settings = FeatureSettings(
+        lead_time_minutes=config.lead_time_minutes, recent_departures=config.recent_departures
+    )
+    built: dict[str, DataFrame] = {}
+    outcomes = {}
     with mlflow_tracking.asset_run(context) as run:
-        mlflow.log_params({**config.model_dump(), "month": month})
-        settings = FeatureSettings(
-            lead_time_minutes=config.lead_time_minutes,
-            recent_departures=config.recent_departures,
-        )
-        features, summary = build_month_features(
-            month, raw_flights, raw_weather, raw_planes, settings
-        )
-        mlflow.log_metrics(
-            {
-                "feature_rows": summary.rows,
-                "excluded_no_arrival": summary.excluded_no_arrival,
-                "delayed_share": summary.delayed_share,
-                "weather_coverage": summary.weather_coverage,
-                "plane_coverage": summary.plane_coverage,
-            }
-        )
-        source = f"flight_features {month}"
-        yield from checks.report(
-            [
+        mlflow.log_params({**config.model_dump(), "months": ",".join(months)})
+        for month in months:
+            features, summary = build_month_features(
+                month, raw_flights[month], raw_weather[month], raw_planes, settings
+            )
+            mlflow.log_metrics(
+                {
+                    "feature_rows": summary.rows,
+                    "excluded_no_arrival": summary.excluded_no_arrival,
+                    "delayed_share": summary.delayed_share,
+                    "weather_coverage": summary.weather_coverage,
+                    "plane_coverage": summary.plane_coverage,
+                },
+                step=month_step(month),
+            )
+            source = f"flight_features {month}"
+            outcomes[month] = [
                 quality.schema_outcome(features, schemas.FLIGHT_FEATURES, source),
                 quality.duplicates_outcome(features, schemas.FEATURE_KEY, source),
                 quality.share_outcome(
@@ -138,17 +139,26 @@ def flight_features(
                 quality.null_rates_outcome(
                     features, config.null_share_limits, config.max_null_share, source
                 ),
-            ],
-            kept=f"the stored features of {month}",
-        )
+            ]
+            yield from checks.month_evaluations(context.asset_key, month, outcomes[month])
+            context.add_asset_metadata(
+                {
+                    **table_metadata(features),
+                    "excluded_cancelled_or_diverted": dg.MetadataValue.int(
+                        summary.excluded_no_arrival
+                    ),
+                    "delayed_share": dg.MetadataValue.float(summary.delayed_share),
+                    "weather_coverage": dg.MetadataValue.float(summary.weather_coverage),
+                    "plane_coverage": dg.MetadataValue.float(summary.plane_coverage),
+                },
+                partition_key=month,
+            )
+            built[month] = features
+        checks.refuse_months(outcomes, kept=f"the stored features of {', '.join(months)}")
     yield dg.Output(
-        features,
+        built,
+        output_name="flight_features",
         metadata={
-            **table_metadata(features),
-            "excluded_cancelled_or_diverted": dg.MetadataValue.int(summary.excluded_no_arrival),
-            "delayed_share": dg.MetadataValue.float(summary.delayed_share),
-            "weather_coverage": dg.MetadataValue.float(summary.weather_coverage),
-            "plane_coverage": dg.MetadataValue.float(summary.plane_coverage),
             "lead_time_minutes": dg.MetadataValue.int(config.lead_time_minutes),
             **run.metadata(),
         },

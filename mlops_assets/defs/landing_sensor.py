@@ -6,7 +6,7 @@ from mlops_assets import landing_scan
 from mlops_assets.defs.jobs import month_job, planes_job
 from mlops_assets.defs.lineage import data_version, latest_materialization
 from mlops_assets.defs.metadata import TRIGGER_TAG
-from mlops_assets.defs.partitions import MONTH_PARTITIONS, MONTHS
+from mlops_assets.defs.partitions import MONTH_PARTITIONS, MONTHS, month_ranges, range_tags
 from mlops_assets.landing import MONTHLY_TABLES, PLANES_FILE
 from mlops_assets.resources import LandingZone
 
@@ -33,26 +33,71 @@ def _run_key(
     return ":".join([prefix, *parts, str(target.storage_id if target else 0)])
 
 
-def _month_request(
+def _content_version(record: dg.EventLogRecord | None) -> str | None:
+    """The version of the landed files a raw partition was read from (its ``content_sha256``)."""
+    materialization = record.asset_materialization if record else None
+    value = materialization.metadata.get("content_sha256") if materialization else None
+    return str(value.value) if isinstance(value, dg.TextMetadataValue) else None
+
+
+def _month_built(
     instance: dg.DagsterInstance, state: dict[str, landing_scan.FileState], month: str
-) -> dg.RunRequest | None:
-    """The run that brings a month's partitions up to the consumed files; None if they are."""
+) -> tuple[bool, dg.EventLogRecord | None]:
+    """Whether the month's partitions hold the consumed files; its latest features record."""
     expected = {t: landing_scan.month_version(state, t, month) for t in MONTHLY_TABLES}
     latest = {t: latest_materialization(instance, key, month) for t, key in RAW_ASSETS.items()}
     features = latest_materialization(instance, FEATURES, month)
-    raw_current = all(data_version(latest[t]) == expected[t] for t in MONTHLY_TABLES)
+    raw_current = all(_content_version(latest[t]) == expected[t] for t in MONTHLY_TABLES)
     features_after_raw = features is not None and all(
         record is not None and features.storage_id > record.storage_id for record in latest.values()
     )
-    if raw_current and features_after_raw:
-        return None
-    inputs = sorted({k for t in MONTHLY_TABLES for k in landing_scan.month_inputs(state, t, month)})
-    return dg.RunRequest(
-        job_name=month_job.name,
-        partition_key=month,
-        run_key=_run_key(month, state, inputs, features),
-        tags={TRIGGER_TAG: "landing_zone_sensor"},
-    )
+    return raw_current and features_after_raw, features
+
+
+def _month_requests(
+    instance: dg.DagsterInstance,
+    state: dict[str, landing_scan.FileState],
+    months: list[str],
+    order: list[str],
+) -> list[dg.RunRequest]:
+    """The runs that bring the months' partitions up to the consumed files, in batches.
+
+    The months not yet built are cut into the ranges a backfill would run
+    (:func:`~mlops_assets.defs.partitions.month_ranges`): catching up on a year is two runs,
+    a single new month one run of that month.
+    """
+    stale: dict[str, dg.EventLogRecord | None] = {}
+    for month in months:
+        built, features = _month_built(instance, state, month)
+        if not built:
+            stale[month] = features
+    requests = []
+    for first, last in month_ranges(list(stale), order):
+        batch = order[order.index(first) : order.index(last) + 1]
+        inputs = sorted(
+            {
+                k
+                for m in batch
+                for t in MONTHLY_TABLES
+                for k in landing_scan.month_inputs(state, t, m)
+            }
+        )
+        newest = max(
+            (record for record in (stale[m] for m in batch) if record is not None),
+            key=lambda record: record.storage_id,
+            default=None,
+        )
+        key = first if first == last else f"{first}...{last}"
+        requests.append(
+            dg.RunRequest(
+                job_name=month_job.name,
+                partition_key=first if first == last else None,
+                run_key=_run_key(key, state, inputs, newest),
+                tags={TRIGGER_TAG: "landing_zone_sensor"}
+                | ({} if first == last else range_tags((first, last))),
+            )
+        )
+    return requests
 
 
 def _capped(lines: list[str], limit: int = 20) -> list[str]:
@@ -104,9 +149,9 @@ def landing_zone_sensor(
             f"months {', '.join(pending)} wait for raw_planes to hold the landed "
             + ("planes.csv.gz (planes_job)" if planes else "planes.csv.gz: land it")
         )
-    registered = set(context.instance.get_dynamic_partitions(MONTH_PARTITIONS)) if months else set()
-    new_partitions = [m for m in months if m not in registered]
-    requests += filter(None, (_month_request(context.instance, state, m) for m in months))
+    registered = list(context.instance.get_dynamic_partitions(MONTH_PARTITIONS)) if months else []
+    new_partitions = [m for m in months if m not in set(registered)]
+    requests += _month_requests(context.instance, state, months, registered + new_partitions)
     for line in _capped(notes):
         (context.log.warning if line in result.rejected else context.log.info)(line)
     summary = (

@@ -3,18 +3,18 @@
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs import checks
 from mlops_assets.defs.metadata import OWNERS, table_metadata
-from mlops_assets.defs.partitions import MONTHS, month_of
+from mlops_assets.defs.partitions import month_asset, month_step, months_of
 from mlops_assets.defs.policies import FILE_RETRY
 from mlops_assets.defs.tables import DataFrame, table_type
 from mlops_assets.landing import LandingError
-from mlops_assets.landing_scan import content_version
+from mlops_assets.landing_scan import content_version, version_of
 from mlops_assets.resources import AssetRun, LandingZone, MlflowTracking
 
 if TYPE_CHECKING:
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from mlops_assets.ml.quality import Outcome
 
 GROUP = "ingestion"
+RAW_CODE_VERSION = "3"
 
-RawEvents = Iterator[dg.AssetCheckResult | dg.Output[DataFrame]]
+RawEvents = Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation | dg.Output[Any]]
 
 
 class RawChecksConfig(dg.Config):
@@ -50,17 +51,25 @@ def raw_asset(
     name: str, checked: Sequence[checks.Check]
 ) -> Callable[[Callable[..., RawEvents]], dg.AssetsDefinition]:
     """Declare a raw asset with its declared schema (columns shown in the UI) and checks."""
-    monthly = name != "raw_planes"
+    if name != "raw_planes":
+        return month_asset(
+            name,
+            group_name=GROUP,
+            kinds={"pandas", "csv"},
+            code_version=RAW_CODE_VERSION,
+            retry_policy=FILE_RETRY,
+            dagster_type=table_type(name),
+            check_specs=checks.check_specs(name, checked),
+        )
     return dg.asset(
         name=name,
         group_name=GROUP,
         kinds={"pandas", "csv"},
         owners=OWNERS,
-        code_version="3",
+        code_version=RAW_CODE_VERSION,
         retry_policy=FILE_RETRY,
-        partitions_def=MONTHS if monthly else None,
         dagster_type=table_type(name),
-        check_specs=checks.check_specs(name, checked, partitioned=monthly),
+        check_specs=checks.check_specs(name, checked, partitioned=False),
     )
 
 
@@ -73,9 +82,7 @@ def _read(path: Path, schema: Mapping[str, str]) -> DataFrame:
         raise dg.Failure(description=str(error), allow_retries=False) from error
 
 
-def _output(
-    frame: DataFrame, paths: list[Path], run: AssetRun, **extra: dg.MetadataValue
-) -> dg.Output[DataFrame]:
+def _output(frame: DataFrame, paths: list[Path], run: AssetRun) -> dg.Output[DataFrame]:
     version = content_version(paths)
     return dg.Output(
         frame,
@@ -84,7 +91,6 @@ def _output(
             **table_metadata(frame),
             "files": dg.MetadataValue.json([str(path) for path in paths]),
             "content_sha256": dg.MetadataValue.text(version),
-            **extra,
             **run.metadata(),
         },
     )
@@ -146,48 +152,80 @@ def _month_outcomes(
     return outcomes
 
 
-def _materialize_month(
+def _materialize_months(
     context: dg.AssetExecutionContext,
     config: RawChecksConfig,
     landing_zone: LandingZone,
     mlflow_tracking: MlflowTracking,
     name: Literal["flights", "weather"],
 ) -> RawEvents:
+    """Read, check and type each month of the step's batch; store them all or none.
+
+    Each month's checks are reported on its partition as soon as it is read; a blocking
+    failure in any month fails the step once every month is reported, before anything is
+    stored. Each month's partition gets its own metadata, with ``content_sha256``, the
+    version of the files it read (what the landing sensor compares). The data version is
+    that same hash for a single month; a batch's months share one data version (Dagster
+    records one per output and run), the hash of all their files.
+    """
     import mlflow
 
     from mlops_assets.ml import quality, raw
 
     table = monthly_table(name)
-    month = month_of(context)
+    months = months_of(context)
+    frames: dict[str, DataFrame] = {}
+    versions: dict[str, str] = {}
+    outcomes: dict[str, list[Outcome]] = {}
+    read: dict[Path, DataFrame] = {}
+
+    def masked_read(path: Path) -> tuple[DataFrame, Mapping[str, list[float]]]:
+        return quality.mask_impossible(_read(path, table.types), table.limits)
+
     with mlflow_tracking.asset_run(context) as run:
-        path = landing_zone.month_file(table.name, month)
-        previous_path = landing_zone.previous_month_file(table.name, month)
-        current, masked = quality.mask_impossible(_read(path, table.types), table.limits)
-        previous = (
-            quality.mask_impossible(_read(previous_path, table.types), table.limits)[0]
-            if previous_path
-            else None
-        )
-        outcomes = _month_outcomes(table, current, previous, masked, month, path, config)
-        frame = raw.with_context(current, previous)
-        context_rows = len(frame) - len(current)
-        mlflow.log_params({"month": month, "file": path.name})
-        mlflow.log_metrics(
-            {
-                "row_count": len(current),
-                "context_rows": context_rows,
-                "failed_checks": sum(not outcome.passed for outcome in outcomes),
-            }
-        )
+        mlflow.log_params({"months": ",".join(months), "table": table.name})
+        for month in months:
+            path = landing_zone.month_file(table.name, month)
+            previous_path = landing_zone.previous_month_file(table.name, month)
+            current, masked = masked_read(path)
+            read[path] = current
+            previous = None
+            if previous_path is not None:
+                previous = read.get(previous_path)
+                if previous is None:
+                    previous = masked_read(previous_path)[0]
+            outcomes[month] = _month_outcomes(table, current, previous, masked, month, path, config)
+            yield from checks.month_evaluations(context.asset_key, month, outcomes[month])
+            frames[month] = raw.with_context(current, previous)
+            context_rows = len(frames[month]) - len(current)
+            paths = [path] if previous_path is None else [previous_path, path]
+            versions[month] = content_version(paths)
+            mlflow.log_metrics(
+                {
+                    "row_count": len(current),
+                    "context_rows": context_rows,
+                    "failed_checks": sum(not outcome.passed for outcome in outcomes[month]),
+                },
+                step=month_step(month),
+            )
+            context.add_asset_metadata(
+                {
+                    **table_metadata(frames[month]),
+                    "files": dg.MetadataValue.json([str(p) for p in paths]),
+                    "content_sha256": dg.MetadataValue.text(versions[month]),
+                    "month_rows": dg.MetadataValue.int(len(current)),
+                    "context_rows": dg.MetadataValue.int(context_rows),
+                },
+                partition_key=month,
+            )
         # Inside the MLflow run, so that a refused file ends it FAILED.
-        yield from checks.report(outcomes, kept=f"the stored {table.name} of {month}")
-    paths = [path] if previous_path is None else [previous_path, path]
-    yield _output(
-        frame,
-        paths,
-        run,
-        month_rows=dg.MetadataValue.int(len(current)),
-        context_rows=dg.MetadataValue.int(context_rows),
+        checks.refuse_months(outcomes, kept=f"the stored {table.name} of {', '.join(months)}")
+    batch_version = versions[months[0]] if len(months) == 1 else version_of(versions)
+    yield dg.Output(
+        frames,
+        output_name=context.asset_key.to_python_identifier(),
+        data_version=dg.DataVersion(batch_version),
+        metadata=run.metadata(),
     )
 
 
@@ -199,7 +237,7 @@ def raw_flights(
     mlflow_tracking: MlflowTracking,
 ) -> RawEvents:
     """A month's flights departing New York City, typed and checked, after the previous 7 days."""
-    yield from _materialize_month(context, config, landing_zone, mlflow_tracking, "flights")
+    yield from _materialize_months(context, config, landing_zone, mlflow_tracking, "flights")
 
 
 @raw_asset("raw_weather", checks.RAW_WEATHER_CHECKS)
@@ -210,7 +248,7 @@ def raw_weather(
     mlflow_tracking: MlflowTracking,
 ) -> RawEvents:
     """A month's hourly weather at the three airports, typed and checked, after 7 days before."""
-    yield from _materialize_month(context, config, landing_zone, mlflow_tracking, "weather")
+    yield from _materialize_months(context, config, landing_zone, mlflow_tracking, "weather")
 
 
 @raw_asset("raw_planes", (checks.SCHEMA,))

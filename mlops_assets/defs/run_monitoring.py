@@ -41,7 +41,8 @@ def notify_run_failure_sensor(context: dg.RunFailureSensorContext, notifier: Not
         ),
         context.failure_event.message or "the run failed",
     )
-    partition = run.tags.get("dagster/partition")
+    first, last = (run.tags.get(f"dagster/asset_partition_range_{end}") for end in ("start", "end"))
+    partition = run.tags.get("dagster/partition") or (first and f"{first}...{last}")
     notifier.send(
         title=f"Dagster run failed: {run.job_name}" + (f" [{partition}]" if partition else ""),
         text=f"Failed step(s): {', '.join(steps) or 'none (the run itself)'}\n"

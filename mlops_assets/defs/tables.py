@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,10 @@ else:
     # (each table's output type below does the checking); type checkers see the DataFrame.
     DataFrame = Any
 
-__all__ = ["SNAPSHOT", "DataFrame", "column_schemas", "table_type"]
+MonthFrames = dict[str, DataFrame]
+"""A month-partitioned table in a step: a frame per month of the step's batch."""
+
+__all__ = ["SNAPSHOT", "DataFrame", "MonthFrames", "column_schemas", "table_type"]
 
 SNAPSHOT = Path(__file__).with_name("table_schemas.json")
 """Each stored table's description and column schema, as dagster-pandera renders them."""
@@ -84,7 +88,18 @@ def table_type(name: str) -> dg.DagsterType:
         raise KeyError(f"{SNAPSHOT} has no table {name!r}: run `mlops-assets table-schemas`")
 
     def validate(context: dg.TypeCheckContext, value: object) -> dg.TypeCheck:
-        return _pandera_type(name).type_check(context, value)
+        if not isinstance(value, Mapping):
+            return _pandera_type(name).type_check(context, value)
+        # A month-partitioned table: a frame per month of the step's batch.
+        for month, frame in value.items():
+            check = _pandera_type(name).type_check(context, frame)
+            if not check.success:
+                return dg.TypeCheck(
+                    success=False,
+                    description=f"{name} {month}: {check.description}",
+                    metadata=check.metadata,
+                )
+        return dg.TypeCheck(success=True)
 
     schema = dg.deserialize_value(json.dumps(stored["schema"]), dg.TableSchema)
     return dg.DagsterType(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typing
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -64,6 +65,28 @@ class ParquetIOManager(dg.UPathIOManager):
     def __init__(self, base_path: UPath) -> None:
         super().__init__(base_path=base_path)
         self._frames: dict[str, Any] = {}
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        """Store a frame; for a month-partitioned asset, each month of the step's batch apart.
+
+        A partitioned step returns a mapping of month to frame (a batch of one for a single
+        month); each month is written to its own file, so one month can be rerun alone later.
+        """
+        if not context.has_asset_partitions:
+            super().handle_output(context, obj)
+            return
+        paths = self._get_paths_for_partitions(context)
+        asset = context.asset_key.to_user_string()
+        if not isinstance(obj, Mapping) or set(obj) != set(paths):
+            got = sorted(obj) if isinstance(obj, Mapping) else type(obj).__name__
+            raise TypeError(
+                f"{asset}: expected a frame per partition of the step ({sorted(paths)}), got {got}"
+            )
+        for partition, path in paths.items():
+            self.dump_to_path(context, obj[partition], path)
+        first = next(iter(paths.values()))
+        stored = first if len(paths) == 1 else first.parent
+        context.add_output_metadata({"path": dg.MetadataValue.path(str(stored))})
 
     def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
         """Write a DataFrame as Parquet, atomically, and remember it for this run."""

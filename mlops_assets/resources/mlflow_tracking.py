@@ -517,6 +517,11 @@ class MlflowTracking(dg.ConfigurableResource):
             if context.has_partition_key:
                 tags["dagster.partition_key"] = context.partition_key
                 run_name = f"{run_name}[{context.partition_key}]"
+            elif context.has_partition_key_range:
+                # A batch of months: one MLflow run, its metrics one step per month.
+                keys = context.partition_key_range
+                tags["dagster.partition_range"] = f"{keys.start}...{keys.end}"
+                run_name = f"{run_name}[{keys.start}...{keys.end}]"
             if context.retry_number:
                 self._close_earlier_attempts(parent_run_id, tags)
             nested = client.create_run(self.experiment_id(), run_name=run_name, tags=tags)

@@ -1,0 +1,365 @@
+"""The README's first step in the UI (*Materialize all* -> *All* -> *Launch backfill*) against
+the plain script, in the same run.
+
+Each repetition starts the stack as ``make run`` does (``dagster dev`` + ``mlflow server`` on free
+loopback ports: ``mlops_assets_tests.stack.local_stack``) on a new scratch data folder (the
+landing zone linked in), a new Dagster home made from deploy/local/dagster.yaml and the landed
+months registered (``mlops-assets register-months``). It then launches over GraphQL what the
+dialog launches for this graph (its partitioned assets share one partitions definition, so the
+target is the hidden asset job and the dialog sends the keys it lists): ``launchPartitionBackfill``
+with every materializable asset, every month and the tag ``dagster/from_ui``. Measured: the time
+from the launch to the backfill's COMPLETED_SUCCESS, its runs (assets, month range, times), the
+time during which no run of the backfill existed or executed (the daemons' iterations between
+dependent runs, the run queue, run start-up) and the stack's resident memory at the end (every
+process that uses its Dagster home). Then ``benchmarks/plain_pipeline.py`` on the same landed
+months, as bench_pipeline.py runs it. Prints JSON with the medians, the ratio of the medians,
+the median of the paired ratios and each repetition's runs.
+Usage: python -m benchmarks.bench_ui_backfill [--repeats N] [--months LAST]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_pipeline import local_environment, timed
+from mlops_assets import landing, settings
+from mlops_assets_tests.stack import graphql, local_stack, processes_using, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+FROM_UI_TAG = {"key": "dagster/from_ui", "value": "true"}
+"""What the UI adds to every backfill it launches (``tagsWithUIExecutionTags``)."""
+BACKFILL_TAG = "dagster/backfill"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+ENDED_BADLY = {"FAILED", "FAILING", "COMPLETED_FAILED", "CANCELING", "CANCELED"}
+
+ASSET_NODES = """{ assetNodes { assetKey { path } isMaterializable
+  partitionKeysByDimension { name partitionKeys } } }"""
+LAUNCH = """mutation ($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }"""
+BACKFILL = """query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  __typename ... on PartitionBackfill { status timestamp endTimestamp error { message } }
+  ... on Error { message } } }"""
+RUNS = """query ($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) { ... on Runs {
+  results { runId status creationTime startTime endTime assetSelection { path }
+    assetCheckSelection { name } tags { key value } } } } }"""
+RUN_COUNT = "{ runsOrError { ... on Runs { count } } }"
+RUN_ERRORS = """query ($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection {
+  events { ... on ExecutionStepFailureEvent { stepKey error { message } }
+    ... on RunFailureEvent { message } } } } }"""
+
+
+@dataclass
+class BackfillRun:
+    """One run of the backfill: what it materialized, on which months, and when (seconds from
+    the backfill's creation on the server)."""
+
+    assets: list[str]
+    months: str
+    checks: int
+    status: str
+    created_s: float
+    started_s: float | None
+    ended_s: float | None
+
+
+@dataclass
+class Process:
+    """One process of the stack at the end of the backfill."""
+
+    pid: int
+    command: str
+    rss_mb: float
+    pss_mb: float
+
+
+@dataclass
+class Repetition:
+    """The figures of one repetition."""
+
+    months: int
+    stack_start_s: float
+    backfill_s: float
+    backfill_server_s: float
+    runs: int
+    other_runs: int
+    no_run_unfinished_s: float
+    no_run_executing_s: float
+    gaps_without_a_run_s: list[float]
+    stack_rss_mb: float
+    stack_pss_mb: float
+    plain_s: float
+    plain_roc_auc: float
+    shape: list[BackfillRun] = field(default_factory=list)
+    processes: list[Process] = field(default_factory=list)
+
+
+def landing_through(source: Path, last: str | None, root: Path) -> Path:
+    """The landing zone to run on: ``source`` itself, or up to ``last`` a folder of links to its
+    files (the same bytes, fewer months).
+
+    Raises:
+        landing.LandingError: When ``last`` is not a month, or a month up to it has not landed.
+    """
+    if last is None:
+        return source
+    landing.parse_month(last)
+    months = [m for m in landing.landed_months(source, "flights") if m <= last]
+    if not months or months[-1] != last:
+        raise landing.LandingError(f"--months {last}: not landed in {source}")
+    (root / landing.PLANES_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (root / landing.PLANES_FILE).symlink_to(source / landing.PLANES_FILE)
+    for table in landing.MONTHLY_TABLES:
+        for month in months:
+            link = landing.monthly_file(root, table, month)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(landing.monthly_file(source, table, month))
+    return root
+
+
+def every_asset_and_month(url: str) -> tuple[list[list[str]], list[str]]:
+    """What *Materialize all* -> *All* selects: every materializable asset's key and the months
+    the dialog lists (the one partitions definition the partitioned assets share).
+
+    Raises:
+        RuntimeError: When the partitioned assets do not share their partitions.
+    """
+    nodes = [n for n in graphql(url, ASSET_NODES)["assetNodes"] if n["isMaterializable"]]
+    key_lists = {
+        tuple(dimension["partitionKeys"])
+        for node in nodes
+        for dimension in node["partitionKeysByDimension"]
+    }
+    if len(key_lists) != 1:
+        raise RuntimeError(f"the assets do not share one set of partitions: {key_lists}")
+    return [n["assetKey"]["path"] for n in nodes], list(key_lists.pop())
+
+
+def launch_backfill(url: str, assets: list[list[str]], months: list[str]) -> str:
+    """Launch the dialog's backfill; its id.
+
+    Raises:
+        RuntimeError: When the launch is refused.
+    """
+    params = {
+        "tags": [FROM_UI_TAG],
+        "assetSelection": [{"path": path} for path in assets],
+        "partitionNames": months,
+        "fromFailure": False,
+    }
+    answer = graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
+    if answer["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"launchPartitionBackfill: {answer}")
+    return str(answer["backfillId"])
+
+
+def run_errors(url: str, run_id: str) -> list[str]:
+    """The failure messages of a run's steps and of the run."""
+    events = graphql(url, RUN_ERRORS, {"runId": run_id})["logsForRun"]["events"]
+    return [
+        f"{event.get('stepKey') or 'run'}: "
+        + str((event.get("error") or {}).get("message") or event.get("message"))
+        for event in events
+        if event
+    ]
+
+
+def backfill_runs(url: str, backfill_id: str) -> list[dict[str, Any]]:
+    """The runs tagged with the backfill, as GraphQL returns them."""
+    tags = [{"key": BACKFILL_TAG, "value": backfill_id}]
+    return list(graphql(url, RUNS, {"tags": tags})["runsOrError"]["results"])
+
+
+def wait_for_backfill(url: str, backfill_id: str, timeout: float) -> dict[str, Any]:
+    """Poll the backfill every second until COMPLETED_SUCCESS; its final record.
+
+    Raises:
+        RuntimeError: With the backfill's error and its failed runs' errors, when it ends in
+            any other state.
+    """
+    final: dict[str, Any] = {}
+
+    def succeeded() -> bool:
+        record = graphql(url, BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
+        if record["__typename"] != "PartitionBackfill":
+            raise RuntimeError(f"backfill {backfill_id}: {record}")
+        if record["status"] in ENDED_BADLY:
+            failed = {
+                run["runId"]: run_errors(url, run["runId"])
+                for run in backfill_runs(url, backfill_id)
+                if run["status"] in {"FAILURE", "CANCELED"}
+            }
+            raise RuntimeError(
+                f"backfill {backfill_id} ended {record['status']}: {record['error']}; "
+                f"failed runs: {json.dumps(failed, indent=1)}"
+            )
+        final.update(record)
+        return bool(record["status"] == "COMPLETED_SUCCESS")
+
+    wait_until(succeeded, timeout, f"backfill {backfill_id} to succeed", interval=1.0)
+    return final
+
+
+def months_of(tags: dict[str, str]) -> str:
+    """A run's months: ``first..last`` of its range, or its one partition."""
+    if RANGE_START_TAG in tags:
+        return f"{tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}"
+    return tags.get(PARTITION_TAG, "-")
+
+
+def shape_of(runs: list[dict[str, Any]], origin: float) -> list[BackfillRun]:
+    """The runs in the order they were created, their times from ``origin``."""
+
+    def since(moment: float | None) -> float | None:
+        return None if moment is None else round(moment - origin, 1)
+
+    shaped = []
+    for run in sorted(runs, key=lambda r: float(r["creationTime"])):
+        tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+        shaped.append(
+            BackfillRun(
+                assets=sorted("/".join(key["path"]) for key in run["assetSelection"] or []),
+                months=months_of(tags),
+                checks=len(run["assetCheckSelection"] or []),
+                status=str(run["status"]),
+                created_s=round(float(run["creationTime"]) - origin, 1),
+                started_s=since(run["startTime"]),
+                ended_s=since(run["endTime"]),
+            )
+        )
+    return shaped
+
+
+def uncovered(intervals: list[tuple[float, float]], start: float, end: float) -> list[float]:
+    """The lengths of the stretches of ``[start, end]`` that no interval covers, in order."""
+    gaps, reached = [], start
+    for low, high in sorted(intervals):
+        if low > reached:
+            gaps.append(low - reached)
+        reached = max(reached, high)
+    if end > reached:
+        gaps.append(end - reached)
+    return gaps
+
+
+def stack_processes(dagster_home: Path) -> list[Process]:
+    """Every live process that uses the Dagster home (the stack's, and any run still going):
+    its resident and proportional set sizes from /proc."""
+    found = []
+    for pid in processes_using(str(dagster_home)):
+        proc = Path("/proc") / str(pid)
+        try:
+            status = (proc / "status").read_text()
+            rollup = (proc / "smaps_rollup").read_text()
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # ended meanwhile
+            continue
+        kib = {
+            line.split(":")[0]: int(line.split()[1])
+            for line in (status + rollup).splitlines()
+            if line.startswith(("VmRSS:", "Pss:"))
+        }
+        command = " ".join([Path(argv[0]).name, *(Path(a).name for a in argv[1:4] if a)])
+        found.append(
+            Process(pid, command, round(kib["VmRSS"] / 1024, 1), round(kib["Pss"] / 1024, 1))
+        )
+    return found
+
+
+def repetition(source: Path, last: str | None, scratch: Path, timeout: float) -> Repetition:
+    """Start the stack, backfill everything from its GraphQL API, stop it; then the plain
+    script on the same months."""
+    landing_dir = landing_through(source, last, scratch / "landing")
+    started = time.perf_counter()
+    with local_stack(scratch / "stack", landing_dir) as stack:
+        stack_start = time.perf_counter() - started
+        assets, months = every_asset_and_month(stack.dagster_url)
+        launched = time.perf_counter()
+        backfill_id = launch_backfill(stack.dagster_url, assets, months)
+        record = wait_for_backfill(stack.dagster_url, backfill_id, timeout)
+        elapsed = time.perf_counter() - launched
+        processes = stack_processes(stack.dagster_home)
+        runs = backfill_runs(stack.dagster_url, backfill_id)
+        every_run = int(graphql(stack.dagster_url, RUN_COUNT)["runsOrError"]["count"])
+    created, ended = float(record["timestamp"]), float(record["endTimestamp"])
+    unfinished = [(float(r["creationTime"]), float(r["endTime"])) for r in runs]
+    executing = [(float(r["startTime"]), float(r["endTime"])) for r in runs]
+    gaps = uncovered(unfinished, created, ended)
+    plain_out = scratch / "plain"
+    plain_env = local_environment(plain_out / "data", plain_out / "dagster_home")
+    command = [str(BIN / "python"), "benchmarks/plain_pipeline.py", str(landing_dir)]
+    plain_s, out = timed([*command, str(plain_out)], plain_env)
+    return Repetition(
+        months=len(months),
+        stack_start_s=round(stack_start, 2),
+        backfill_s=round(elapsed, 2),
+        backfill_server_s=round(ended - created, 2),
+        runs=len(runs),
+        other_runs=every_run - len(runs),
+        no_run_unfinished_s=round(sum(gaps), 1),
+        no_run_executing_s=round(sum(uncovered(executing, created, ended)), 1),
+        gaps_without_a_run_s=[round(gap, 1) for gap in gaps],
+        stack_rss_mb=round(sum(p.rss_mb for p in processes), 1),
+        stack_pss_mb=round(sum(p.pss_mb for p in processes), 1),
+        plain_s=round(plain_s, 2),
+        plain_roc_auc=round(json.loads(out.strip().splitlines()[-1])["roc_auc"], 4),
+        shape=shape_of(runs, created),
+        processes=processes,
+    )
+
+
+def run(repeats: int, last: str | None = None, timeout: float = 3600.0) -> dict[str, Any]:
+    """Measure and return the figures."""
+    source = settings.landing_dir()
+    if landing.is_empty(source):
+        landing.seed_landing_zone(source)
+    done = []
+    for index in range(repeats):
+        with tempfile.TemporaryDirectory() as scratch:
+            done.append(repetition(source, last, Path(scratch) / f"rep-{index}", timeout))
+    backfill = statistics.median(r.backfill_s for r in done)
+    baseline = statistics.median(r.plain_s for r in done)
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, dagster {metadata.version('dagster')}, "
+        f"mlflow {metadata.version('mlflow')}",
+        "repeats": repeats,
+        "months": done[0].months,
+        "months_per_run": settings.months_per_run(),
+        "backfill_s": round(backfill, 2),
+        "plain_s": round(baseline, 2),
+        "ratio": round(backfill / baseline, 3),
+        "paired_ratio_median": round(statistics.median(r.backfill_s / r.plain_s for r in done), 3),
+        "runs": statistics.median(r.runs for r in done),
+        "no_run_unfinished_s": statistics.median(r.no_run_unfinished_s for r in done),
+        "no_run_executing_s": statistics.median(r.no_run_executing_s for r in done),
+        "stack_rss_mb": statistics.median(r.stack_rss_mb for r in done),
+        "stack_pss_mb": statistics.median(r.stack_pss_mb for r in done),
+        "repetitions": [asdict(r) for r in done],
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--months", metavar="LAST", help="land the months up to LAST (YYYY-MM) only; default all"
+    )
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per backfill")
+    arguments = parser.parse_args()
+    print(json.dumps(run(arguments.repeats, arguments.months, arguments.timeout), indent=2))
