@@ -57,7 +57,8 @@ BACKFILL = """query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
   ... on Error { message } } }"""
 RUNS = """query ($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) { ... on Runs {
   results { runId status creationTime startTime endTime assetSelection { path }
-    assetCheckSelection { name } tags { key value } } } } }"""
+    assetCheckSelection { name } tags { key value } stepStats { stepKey startTime endTime }
+  } } } }"""
 RUN_COUNT = "{ runsOrError { ... on Runs { count } } }"
 RUN_ERRORS = """query ($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection {
   events { ... on ExecutionStepFailureEvent { stepKey error { message } }
@@ -76,6 +77,8 @@ class BackfillRun:
     created_s: float
     started_s: float | None
     ended_s: float | None
+    steps_s: dict[str, float] = field(default_factory=dict)
+    """Each step's wall time (where a run's time goes: the model run's three steps)."""
 
 
 @dataclass
@@ -240,6 +243,11 @@ def shape_of(runs: list[dict[str, Any]], origin: float) -> list[BackfillRun]:
                 created_s=round(float(run["creationTime"]) - origin, 1),
                 started_s=since(run["startTime"]),
                 ended_s=since(run["endTime"]),
+                steps_s={
+                    step["stepKey"]: round(float(step["endTime"]) - float(step["startTime"]), 1)
+                    for step in run["stepStats"] or []
+                    if step["startTime"] and step["endTime"]
+                },
             )
         )
     return shaped
