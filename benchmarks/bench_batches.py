@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_pipeline import scratch_project
 from mlops_assets import landing, settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,18 +83,7 @@ def run(sizes: list[int], repeats: int, workers: int) -> dict[str, Any]:
         landing.seed_landing_zone(source)
     samples: dict[int, list[dict[str, Any]]] = {size: [] for size in sizes}
     with tempfile.TemporaryDirectory() as scratch:
-        data, home = Path(scratch) / "data", Path(scratch) / "home"
-        data.mkdir()
-        home.mkdir()
-        (data / "landing").symlink_to(source)
-        shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
-        env = {
-            **os.environ,
-            "MLOPS_DATA_DIR": str(data),
-            "DAGSTER_HOME": str(home),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
-        }
-        env.pop("PYTHONPATH", None)
+        _, env = scratch_project(Path(scratch), source)
         warm_up = [sys.executable, "-m", "benchmarks.bench_batches", "--prepare"]
         warm_up += ["--config", json.dumps(FAST_RUN_CONFIG)]
         subprocess.run(warm_up, env=env, cwd=ROOT, capture_output=True, check=True)

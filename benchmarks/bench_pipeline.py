@@ -52,19 +52,25 @@ def local_environment(data: Path, home: Path) -> dict[str, str]:
     return env
 
 
+def scratch_project(scratch: Path, source: Path) -> tuple[Path, dict[str, str]]:
+    """A new project under ``scratch``: the landing zone ``source`` linked in, a Dagster home
+    with the project's local instance settings (deploy/local/dagster.yaml); its data folder
+    and the environment pointed at both."""
+    data, home = scratch / "data", scratch / "dagster_home"
+    data.mkdir()
+    home.mkdir()
+    (data / "landing").symlink_to(source)
+    shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
+    return data, local_environment(data, home)
+
+
 def run(repeats: int) -> dict[str, Any]:
     """Measure and return the figures."""
     source = settings.landing_dir()
     if landing.is_empty(source):
         landing.seed_landing_zone(source)
     with tempfile.TemporaryDirectory() as scratch:
-        data = Path(scratch) / "data"
-        data.mkdir()
-        (data / "landing").symlink_to(source)
-        home = Path(scratch) / "dagster_home"
-        home.mkdir()
-        shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
-        env = local_environment(data, home)
+        _, env = scratch_project(Path(scratch), source)
         dagster = [str(BIN / "mlops-assets"), "materialize"]
         plain = [str(BIN / "python"), "benchmarks/plain_pipeline.py", str(source), scratch + "/p"]
         first_run, _ = timed(dagster, env)  # creates the Dagster and MLflow stores

@@ -31,11 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops_assets import landing
-from mlops_assets.ml import quality, raw, schemas
+from benchmarks.plain_pipeline import month_features
 from mlops_assets.ml.candidates import SearchSpace, default_workers, select_and_train
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
-from mlops_assets.ml.features import build_month_features
 from mlops_assets.ml.packaging import OUTPUT_COLUMN
 from mlops_assets.ml.scoring import score_flights
 from mlops_assets.ml.training import compact_features, serving_dtypes
@@ -46,31 +44,6 @@ SCORED_MONTH = "2013-03"
 """The month the issue measured (27,902 flights)."""
 HELD_OUT_MONTH = "2013-04"
 """For the quality of fewer trees: a month the model never saw."""
-
-
-def month_features(landing_dir: Path, months: list[str]) -> dict[str, pd.DataFrame]:
-    """Each month's feature rows, built after the month before as the partitions build them."""
-    planes = raw.read_raw_csv(landing_dir / landing.PLANES_FILE, raw.PLANES_SCHEMA)
-    by_month: dict[str, pd.DataFrame] = {}
-    previous: tuple[pd.DataFrame, pd.DataFrame] | None = None
-    for month in months:
-        flights = raw.read_raw_csv(
-            landing.monthly_file(landing_dir, "flights", month), raw.FLIGHTS_SCHEMA
-        )
-        weather, _ = quality.mask_impossible(
-            raw.read_raw_csv(
-                landing.monthly_file(landing_dir, "weather", month), raw.WEATHER_SCHEMA
-            ),
-            schemas.WEATHER_LIMITS,
-        )
-        by_month[month], _ = build_month_features(
-            month,
-            raw.with_context(flights, previous[0] if previous else None),
-            raw.with_context(weather, previous[1] if previous else None),
-            planes,
-        )
-        previous = (flights, weather)
-    return by_month
 
 
 def medians(timers: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:

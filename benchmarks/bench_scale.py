@@ -17,7 +17,6 @@ import argparse
 import gzip
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_pipeline import local_environment
+from benchmarks.bench_pipeline import scratch_project
 from mlops_assets import landing, settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,12 +96,7 @@ def months_per_run(scale: int) -> int:
 
 def _repetition(source: Path, scale: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
-        data, home = Path(scratch) / "data", Path(scratch) / "home"
-        data.mkdir()
-        home.mkdir()
-        (data / "landing").symlink_to(source)
-        shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
-        env = local_environment(data, home)
+        data, env = scratch_project(Path(scratch), source)
         env[settings.MONTHS_PER_RUN_ENV] = str(months_per_run(scale))
         seconds, rss = measured([str(BIN / "mlops-assets"), "materialize"], env)
         evaluation = json.loads((data / "lake" / "model_evaluation.json").read_text())
@@ -110,7 +104,7 @@ def _repetition(source: Path, scale: int) -> dict[str, Any]:
         return {
             "seconds": seconds,
             "peak_rss_mb": rss,
-            "steps_s": step_seconds(home),
+            "steps_s": step_seconds(Path(env["DAGSTER_HOME"])),
             "train_rows": model["train_rows"],
             "holdout_roc_auc": round(evaluation["metrics"]["roc_auc"], 4),
         }

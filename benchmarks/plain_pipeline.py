@@ -23,15 +23,16 @@ from mlops_assets.ml.features import build_month_features
 from mlops_assets.ml.training import compact_features, temporal_split
 
 
-def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
-    """Run the whole computation once and return the held-out metrics."""
+def month_features(landing_dir: Path, months: list[str]) -> dict[str, pd.DataFrame]:
+    """Each month's feature rows, month by month as the partitions compute them.
+
+    Each month's files read once, impossible weather readings blanked, the month's features
+    built after the last days of the month before (``raw.with_context``).
+    """
     planes = raw.read_raw_csv(landing_dir / landing.PLANES_FILE, raw.PLANES_SCHEMA)
     by_month: dict[str, pd.DataFrame] = {}
     previous: tuple[pd.DataFrame, pd.DataFrame] | None = None
-    # Month by month, as the partitions compute it: each month's files read once, impossible
-    # weather readings blanked, the month's features built after the last days of the month
-    # before (raw.with_context).
-    for month in landing.landed_months(landing_dir, "flights"):
+    for month in months:
         flights = raw.read_raw_csv(
             landing.monthly_file(landing_dir, "flights", month), raw.FLIGHTS_SCHEMA
         )
@@ -48,6 +49,12 @@ def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
             planes,
         )
         previous = (flights, weather)
+    return by_month
+
+
+def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
+    """Run the whole computation once and return the held-out metrics."""
+    by_month = month_features(landing_dir, landing.landed_months(landing_dir, "flights"))
     split = temporal_split(by_month)
     # Training reads each month in the compact dtypes trained_model reads (categories,
     # float32 where exact): the same computation, the same candidates and the same model.

@@ -20,7 +20,13 @@ import dagster as dg
 
 from mlops_assets import gc_policy, landing_scan
 from mlops_assets.defs.metadata import SEARCH_TAG, TRIGGER_TAG
-from mlops_assets.defs.partitions import MONTH_PARTITIONS, Batch, month_ranges, range_tags
+from mlops_assets.defs.partitions import (
+    MONTH_PARTITIONS,
+    Batch,
+    batch_label,
+    batch_target,
+    month_ranges,
+)
 
 if TYPE_CHECKING:
     from dagster._core.instance.ref import InstanceRef
@@ -60,14 +66,13 @@ def _execute(
     tags: Mapping[str, str] | None = None,
     selection: Sequence[str] | None = None,
 ) -> str:
-    single = batch is not None and batch[0] == batch[1]
+    partition_key, batch_tags = batch_target(batch) if batch else (None, {})
     result = defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
-        # A batch of one month is a run of that partition, as a backfill launches it.
-        partition_key=batch[0] if single and batch else None,
+        partition_key=partition_key,
         asset_selection=None if selection is None else [dg.AssetKey(key) for key in selection],
         run_config=run_config or {},
-        tags={**(tags or {}), **(range_tags(batch) if batch and not single else {})},
+        tags={**(tags or {}), **batch_tags},
         raise_on_error=False,
     )
     run_id, success = result.run_id, result.success
@@ -81,11 +86,7 @@ def _execute(
     del result
     gc_policy.release_memory()
     if not success:
-        where = (
-            ""
-            if batch is None
-            else f" for {batch[0]}" + ("" if batch[0] == batch[1] else f"...{batch[1]}")
-        )
+        where = "" if batch is None else f" for {batch_label(*batch)}"
         raise RebuildError(f"{job_name}{where} failed (run {run_id}): {'; '.join(failures)}")
     return run_id
 

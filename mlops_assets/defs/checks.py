@@ -77,11 +77,15 @@ def check_specs(
     ]
 
 
+def _severity(outcome: Outcome) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN
+
+
 def _result(outcome: Outcome) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=outcome.check,
         passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
+        severity=_severity(outcome),
         description=outcome.summary,
         metadata=_metadata(outcome),
     )
@@ -120,9 +124,7 @@ def month_evaluations(
             asset_key=asset,
             check_name=outcome.check,
             passed=outcome.passed,
-            severity=dg.AssetCheckSeverity.ERROR
-            if outcome.blocking
-            else dg.AssetCheckSeverity.WARN,
+            severity=_severity(outcome),
             description=outcome.summary,
             metadata=_metadata(outcome),
             blocking=outcome.blocking,
@@ -130,6 +132,24 @@ def month_evaluations(
         )
         for outcome in outcomes
     ]
+
+
+def _refused(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    return [outcome for outcome in outcomes if outcome.blocking and not outcome.passed]
+
+
+def _refusal(refused: Sequence[Outcome], kept: str, months: Sequence[str] = ()) -> dg.Failure:
+    """The step's failure, not retried: what failed, what was kept, which months (a batch)."""
+    metadata = {"failed_checks": ", ".join(dict.fromkeys(outcome.check for outcome in refused))}
+    if months:
+        metadata["refused_months"] = ", ".join(months)
+    return dg.Failure(
+        description="\n".join(outcome.summary for outcome in refused)
+        + f"\nNot stored: {kept}"
+        + (f" (refused: {', '.join(months)})." if months else "."),
+        metadata=metadata,
+        allow_retries=False,
+    )
 
 
 def refuse_months(outcomes: Mapping[str, Sequence[Outcome]], kept: str) -> None:
@@ -142,25 +162,10 @@ def refuse_months(outcomes: Mapping[str, Sequence[Outcome]], kept: str) -> None:
     Raises:
         dg.Failure: Not retried, naming every refused month and what failed in it.
     """
-    refused = {
-        month: [outcome for outcome in month_outcomes if outcome.blocking and not outcome.passed]
-        for month, month_outcomes in outcomes.items()
-    }
-    refused = {month: failed for month, failed in refused.items() if failed}
-    if refused:
-        raise dg.Failure(
-            description="\n".join(
-                outcome.summary for failed in refused.values() for outcome in failed
-            )
-            + f"\nNot stored: {kept} (refused: {', '.join(refused)}).",
-            metadata={
-                "refused_months": ", ".join(refused),
-                "failed_checks": ", ".join(
-                    sorted({outcome.check for failed in refused.values() for outcome in failed})
-                ),
-            },
-            allow_retries=False,
-        )
+    refused = {month: _refused(month_outcomes) for month, month_outcomes in outcomes.items()}
+    months = [month for month, failed in refused.items() if failed]
+    if months:
+        raise _refusal([o for month in months for o in refused[month]], kept, months)
 
 
 def report(outcomes: Sequence[Outcome], kept: str) -> Iterator[dg.AssetCheckResult]:
@@ -175,11 +180,6 @@ def report(outcomes: Sequence[Outcome], kept: str) -> Iterator[dg.AssetCheckResu
     """
     for outcome in outcomes:
         yield _result(outcome)
-    refused = [outcome for outcome in outcomes if outcome.blocking and not outcome.passed]
+    refused = _refused(outcomes)
     if refused:
-        raise dg.Failure(
-            description="\n".join(outcome.summary for outcome in refused)
-            + f"\nNot stored: {kept}.",
-            metadata={"failed_checks": ", ".join(outcome.check for outcome in refused)},
-            allow_retries=False,
-        )
+        raise _refusal(refused, kept)

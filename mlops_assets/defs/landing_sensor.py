@@ -6,7 +6,13 @@ from mlops_assets import landing_scan
 from mlops_assets.defs.jobs import month_job, planes_job
 from mlops_assets.defs.lineage import data_version, latest_materialization
 from mlops_assets.defs.metadata import TRIGGER_TAG
-from mlops_assets.defs.partitions import MONTH_PARTITIONS, MONTHS, month_ranges, range_tags
+from mlops_assets.defs.partitions import (
+    MONTH_PARTITIONS,
+    MONTHS,
+    batch_label,
+    batch_target,
+    month_ranges,
+)
 from mlops_assets.landing import MONTHLY_TABLES, PLANES_FILE
 from mlops_assets.resources import LandingZone
 
@@ -87,14 +93,13 @@ def _month_requests(
             key=lambda record: record.storage_id,
             default=None,
         )
-        key = first if first == last else f"{first}...{last}"
+        partition_key, batch_tags = batch_target((first, last))
         requests.append(
             dg.RunRequest(
                 job_name=month_job.name,
-                partition_key=first if first == last else None,
-                run_key=_run_key(key, state, inputs, newest),
-                tags={TRIGGER_TAG: "landing_zone_sensor"}
-                | ({} if first == last else range_tags((first, last))),
+                partition_key=partition_key,
+                run_key=_run_key(batch_label(first, last), state, inputs, newest),
+                tags={TRIGGER_TAG: "landing_zone_sensor", **batch_tags},
             )
         )
     return requests

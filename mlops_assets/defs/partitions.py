@@ -70,6 +70,21 @@ def range_tags(batch: Batch) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: batch[0], ASSET_PARTITION_RANGE_END_TAG: batch[1]}
 
 
+def batch_label(first: str, last: str) -> str:
+    """A batch as runs, MLflow runs and messages name it: ``2013-01...2013-06`` or ``2013-03``."""
+    return first if first == last else f"{first}...{last}"
+
+
+def batch_target(batch: Batch) -> tuple[str | None, dict[str, str]]:
+    """How a run targets ``batch``: its partition key for one month, else its range tags.
+
+    A batch of one month is a run of that partition, as a backfill launches it.
+    """
+    if batch[0] == batch[1]:
+        return batch[0], {}
+    return None, range_tags(batch)
+
+
 def month_ranges(months: list[str], order: list[str]) -> list[Batch]:
     """``months`` as runs' partition ranges, at most :data:`MONTHS_PER_RUN` months each.
 

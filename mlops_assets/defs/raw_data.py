@@ -82,17 +82,21 @@ def _read(path: Path, schema: Mapping[str, str]) -> DataFrame:
         raise dg.Failure(description=str(error), allow_retries=False) from error
 
 
+def _read_metadata(frame: DataFrame, paths: list[Path], version: str) -> dict[str, Any]:
+    """What a raw partition records of what it read: its table, its files and their hash."""
+    return {
+        **table_metadata(frame),
+        "files": dg.MetadataValue.json([str(path) for path in paths]),
+        "content_sha256": dg.MetadataValue.text(version),
+    }
+
+
 def _output(frame: DataFrame, paths: list[Path], run: AssetRun) -> dg.Output[DataFrame]:
     version = content_version(paths)
     return dg.Output(
         frame,
         data_version=dg.DataVersion(version),
-        metadata={
-            **table_metadata(frame),
-            "files": dg.MetadataValue.json([str(path) for path in paths]),
-            "content_sha256": dg.MetadataValue.text(version),
-            **run.metadata(),
-        },
+        metadata={**_read_metadata(frame, paths, version), **run.metadata()},
     )
 
 
@@ -210,9 +214,7 @@ def _materialize_months(
             )
             context.add_asset_metadata(
                 {
-                    **table_metadata(frames[month]),
-                    "files": dg.MetadataValue.json([str(p) for p in paths]),
-                    "content_sha256": dg.MetadataValue.text(versions[month]),
+                    **_read_metadata(frames[month], paths, versions[month]),
                     "month_rows": dg.MetadataValue.int(len(current)),
                     "context_rows": dg.MetadataValue.int(context_rows),
                 },

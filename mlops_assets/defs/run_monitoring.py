@@ -3,6 +3,7 @@
 import dagster as dg
 
 from mlops_assets import settings
+from mlops_assets.defs.partitions import batch_label
 from mlops_assets.resources import MlflowTracking, Notifier
 
 ERROR_CHARS = 300
@@ -42,7 +43,7 @@ def notify_run_failure_sensor(context: dg.RunFailureSensorContext, notifier: Not
         context.failure_event.message or "the run failed",
     )
     first, last = (run.tags.get(f"dagster/asset_partition_range_{end}") for end in ("start", "end"))
-    partition = run.tags.get("dagster/partition") or (first and f"{first}...{last}")
+    partition = run.tags.get("dagster/partition") or (first and last and batch_label(first, last))
     notifier.send(
         title=f"Dagster run failed: {run.job_name}" + (f" [{partition}]" if partition else ""),
         text=f"Failed step(s): {', '.join(steps) or 'none (the run itself)'}\n"
