@@ -1,7 +1,7 @@
 """Months per run: what the year's month and scoring runs cost for several batch sizes.
 
-Runs what ``mlops-assets materialize`` runs for the months (``rebuild.ingest``: the planes,
-then the months cut into batches of ``MLOPS_MONTHS_PER_RUN``) and for the predictions
+Runs what ``mlops-assets materialize`` runs for the months (``rebuild.ingest``: the months'
+raw data, planes and features, cut into batches of ``MLOPS_MONTHS_PER_RUN``) and for the predictions
 (``rebuild.score``), for each batch size in its own new process (as the command does), on
 one Dagster home and MLflow store prepared by a warm-up rebuild (which makes a champion to
 score with). The sizes alternate within each round; the baseline is one month per run (the

@@ -1,8 +1,9 @@
 """Full materialization on Celery workers (1 and 2) against the in-process default.
 
 Every configuration runs the same runs, each in its own process as the run launcher starts
-them (``dagster job execute``): the planes, the twelve months (at most four runs at once),
-the model (the default candidate search), then the twelve months' scoring. The in-process
+them (``dagster job execute``): the runs a backfill of everything makes (the months in
+batches of ``MONTHS_PER_RUN``, at once; the model, the default candidate search; the
+scoring's batches, at once). The in-process
 default keeps Dagster and MLflow on SQLite and runs each run's steps in its own process; the
 Celery configurations use the production profile on the machine's services: Dagster on
 PostgreSQL, MLflow from ``mlops-assets tracking-server`` on PostgreSQL, RabbitMQ, and N
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_assets import landing, local_instance
+from mlops_assets.defs.partitions import Batch, batch_label, month_ranges
 from mlops_assets_tests.services import scratch_database, scratch_vhost
 from mlops_assets_tests.stack import (
     free_port,
@@ -40,18 +42,19 @@ from mlops_assets_tests.stack import (
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MONTHS = [landing.month_key(2013, month) for month in range(1, 13)]
-PARALLEL_RUNS = 4
+BATCHES = month_ranges(MONTHS, MONTHS)
 
 
-def _run(job: str, env: dict[str, str], month: str | None = None) -> None:
-    command = job_command(job, month=month)
+def _run(job: str, env: dict[str, str], months: Batch | None = None) -> None:
+    command = job_command(job, months=months)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if done.returncode:
-        raise RuntimeError(f"{job} {month or ''} failed:\n{done.stdout[-3000:]}")
+        where = batch_label(*months) if months else ""
+        raise RuntimeError(f"{job} {where} failed:\n{done.stdout[-3000:]}")
 
 
 def materialize_everything(env: dict[str, str]) -> float:
-    """Seconds to run the planes, the months, the model and the scoring, as runs."""
+    """Seconds to run the month batches, the model and the scoring batches, as runs."""
     subprocess.run(
         [str(BIN / "mlops-assets"), "register-months"],
         cwd=ROOT,
@@ -60,12 +63,11 @@ def materialize_everything(env: dict[str, str]) -> float:
         capture_output=True,
     )
     start = time.perf_counter()
-    _run("planes_job", env)
-    with ThreadPoolExecutor(PARALLEL_RUNS) as pool:
-        list(pool.map(lambda month: _run("month_job", env, month), MONTHS))
+    with ThreadPoolExecutor(len(BATCHES)) as pool:
+        list(pool.map(lambda batch: _run("month_job", env, batch), BATCHES))
     _run("retrain_job", env)
-    with ThreadPoolExecutor(PARALLEL_RUNS) as pool:
-        list(pool.map(lambda month: _run("scoring_job", env, month), MONTHS))
+    with ThreadPoolExecutor(len(BATCHES)) as pool:
+        list(pool.map(lambda batch: _run("scoring_job", env, batch), BATCHES))
     return time.perf_counter() - start
 
 
@@ -138,6 +140,7 @@ def run(repeats: int = 1) -> dict[str, Any]:
         figures["celery_1_worker_s"] / figures["celery_2_workers_s"], 2
     )
     figures["repeats"] = repeats
+    figures["batches"] = [batch_label(*batch) for batch in BATCHES]
     figures["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
     return figures
 

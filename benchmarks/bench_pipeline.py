@@ -1,7 +1,7 @@
 """Full materialization (cold process, CLI) against the plain script, in the same run.
 
-Each repetition starts new processes: ``mlops-assets materialize`` (the planes, the months in
-batches, the model, the scoring in batches: the runs of a backfill of everything) with the project's
+Each repetition starts new processes: ``mlops-assets materialize`` (the months in batches,
+the model, the scoring in batches: the runs of a backfill of everything) with the project's
 executor and instance settings (deploy/local/dagster.yaml), on a persistent Dagster home and
 MLflow store made by one warm-up run (as on any day after the first); then
 ``benchmarks/plain_pipeline.py``. Prints JSON with the medians, the ratio of the medians, the

@@ -2,10 +2,10 @@
 
 For each scale K, ``mlops-assets seed --scale K`` writes a landing zone once (kept under
 ``data/bench/scale-K``; ``--scale 1`` is the real data). Each repetition then runs a cold
-``mlops-assets materialize`` (the planes, the months in batches, the model, the scoring in
-batches) on a new Dagster home and MLflow store, as ``make materialize`` does on a first day.
+``mlops-assets materialize`` (the months in batches, the model, the scoring in batches) on
+a new Dagster home and MLflow store, as ``make materialize`` does on a first day.
 Measured: the wall time, the peak RSS of the largest single process of the run (the command
-and every process it waited for: month workers, scoring workers), and each asset's step
+and every process it waited for: the month workers), and each asset's step
 time summed over the runs (from the Dagster event log), to find what grows faster than
 the data. Prints JSON with the medians and the ratios to 1x.
 Usage: python -m benchmarks.bench_scale [--scales 1 10 30] [--repeats N]

@@ -12,9 +12,15 @@ from the launch to the backfill's COMPLETED_SUCCESS, its runs (assets, month ran
 time during which no run of the backfill existed or executed (the daemons' iterations between
 dependent runs, the run queue, run start-up) and the stack's resident memory at the end (every
 process that uses its Dagster home). Then ``benchmarks/plain_pipeline.py`` on the same landed
-months, as bench_pipeline.py runs it. Prints JSON with the medians, the ratio of the medians,
-the median of the paired ratios and each repetition's runs.
-Usage: python -m benchmarks.bench_ui_backfill [--repeats N] [--months LAST]
+months, as bench_pipeline.py runs it. The executing time is the union of the runs'
+start-to-end spans (what the project controls); the rest is waiting between dependent runs.
+
+The floor (``--floor``): the same backfill of ``benchmarks/noop_location.py``, the same graph
+with bodies that do nothing, on a ``dagster dev`` of its own: the runs, levels and waits the
+daemon imposes on this shape, and a run's cost with no work in it.
+Prints JSON with the medians, the ratio of the medians, the median of the paired ratios and
+each repetition's runs.
+Usage: python -m benchmarks.bench_ui_backfill [--repeats N] [--months LAST] [--floor]
 """
 
 from __future__ import annotations
@@ -27,14 +33,24 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
+
 from benchmarks.bench_pipeline import local_environment, timed
 from mlops_assets import landing, settings
-from mlops_assets_tests.stack import graphql, local_stack, processes_using, wait_until
+from mlops_assets_tests.stack import (
+    dagster_dev,
+    graphql,
+    local_stack,
+    processes_using,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -103,6 +119,7 @@ class Repetition:
     other_runs: int
     no_run_unfinished_s: float
     no_run_executing_s: float
+    executing_s: float
     gaps_without_a_run_s: list[float]
     stack_rss_mb: float
     stack_pss_mb: float
@@ -265,6 +282,16 @@ def uncovered(intervals: list[tuple[float, float]], start: float, end: float) ->
     return gaps
 
 
+def union(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of the intervals: the time at least one of them covers."""
+    total, reached = 0.0, float("-inf")
+    for low, high in sorted(intervals):
+        if high > reached:
+            total += high - max(low, reached)
+            reached = high
+    return total
+
+
 def stack_processes(dagster_home: Path) -> list[Process]:
     """Every live process that uses the Dagster home (the stack's, and any run still going):
     its resident and proportional set sizes from /proc."""
@@ -321,6 +348,7 @@ def repetition(source: Path, last: str | None, scratch: Path, timeout: float) ->
         other_runs=every_run - len(runs),
         no_run_unfinished_s=round(sum(gaps), 1),
         no_run_executing_s=round(sum(uncovered(executing, created, ended)), 1),
+        executing_s=round(union(executing), 1),
         gaps_without_a_run_s=[round(gap, 1) for gap in gaps],
         stack_rss_mb=round(sum(p.rss_mb for p in processes), 1),
         stack_pss_mb=round(sum(p.pss_mb for p in processes), 1),
@@ -331,18 +359,67 @@ def repetition(source: Path, last: str | None, scratch: Path, timeout: float) ->
     )
 
 
-def run(repeats: int, last: str | None = None, timeout: float = 3600.0) -> dict[str, Any]:
-    """Measure and return the figures."""
+@contextmanager
+def noop_stack(root: Path, months: list[str]) -> Iterator[str]:
+    """``dagster dev`` on ``benchmarks/noop_location.py`` with the project's instance settings,
+    ``months`` registered; its URL. None of its processes may outlive it."""
+    home = root / "dagster_home"
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    timed([str(BIN / "mlops-assets"), "init-instance", "--home", str(home)], env)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("month", months)
+    with dagster_dev("benchmarks.noop_location", env, root / "logs") as url:
+        yield url
+    left = processes_using(str(home))
+    if left:
+        raise AssertionError(f"processes left running after the no-op stack stopped: {left}")
+
+
+def floor(months: list[str], scratch: Path, timeout: float) -> dict[str, Any]:
+    """The same backfill on the no-op graph: its runs, levels, waits and per-run cost."""
+    with noop_stack(scratch, months) as url:
+        assets, listed = every_asset_and_month(url)
+        launched = time.perf_counter()
+        backfill_id = launch_backfill(url, assets, listed)
+        record = wait_for_backfill(url, backfill_id, timeout)
+        elapsed = time.perf_counter() - launched
+        runs = backfill_runs(url, backfill_id)
+    created, ended = float(record["timestamp"]), float(record["endTimestamp"])
+    executing = [(float(r["startTime"]), float(r["endTime"])) for r in runs]
+    shape = shape_of(runs, created)
+    return {
+        "backfill_s": round(elapsed, 2),
+        "backfill_server_s": round(ended - created, 2),
+        "runs": len(runs),
+        "levels": len({r.created_s for r in shape}),
+        "executing_s": round(union(executing), 1),
+        "no_run_executing_s": round(sum(uncovered(executing, created, ended)), 1),
+        "run_s_median": round(statistics.median(high - low for low, high in executing), 2),
+        "queued_s_median": round(
+            statistics.median(float(r["startTime"]) - float(r["creationTime"]) for r in runs), 2
+        ),
+        "shape": [asdict(r) for r in shape],
+    }
+
+
+def run(
+    repeats: int, last: str | None = None, timeout: float = 3600.0, with_floor: bool = False
+) -> dict[str, Any]:
+    """Measure and return the figures (with the no-op floor, once per repetition)."""
     source = settings.landing_dir()
     if landing.is_empty(source):
         landing.seed_landing_zone(source)
-    done = []
+    months = [m for m in landing.landed_months(source, "flights") if last is None or m <= last]
+    done, floors = [], []
     for index in range(repeats):
         with tempfile.TemporaryDirectory() as scratch:
             done.append(repetition(source, last, Path(scratch) / f"rep-{index}", timeout))
+            if with_floor:
+                floors.append(floor(months, Path(scratch) / f"floor-{index}", timeout))
     backfill = statistics.median(r.backfill_s for r in done)
     baseline = statistics.median(r.plain_s for r in done)
-    return {
+    executing = statistics.median(r.executing_s for r in done)
+    figures: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, dagster {metadata.version('dagster')}, "
         f"mlflow {metadata.version('mlflow')}",
@@ -354,12 +431,21 @@ def run(repeats: int, last: str | None = None, timeout: float = 3600.0) -> dict[
         "ratio": round(backfill / baseline, 3),
         "paired_ratio_median": round(statistics.median(r.backfill_s / r.plain_s for r in done), 3),
         "runs": statistics.median(r.runs for r in done),
+        "executing_s": executing,
+        "executing_ratio": round(executing / baseline, 3),
         "no_run_unfinished_s": statistics.median(r.no_run_unfinished_s for r in done),
         "no_run_executing_s": statistics.median(r.no_run_executing_s for r in done),
         "stack_rss_mb": statistics.median(r.stack_rss_mb for r in done),
         "stack_pss_mb": statistics.median(r.stack_pss_mb for r in done),
         "repetitions": [asdict(r) for r in done],
     }
+    if floors:
+        figures["floor"] = {
+            key: statistics.median(f[key] for f in floors)
+            for key in ("backfill_server_s", "runs", "levels", "executing_s", "run_s_median")
+        } | {"no_run_executing_s": statistics.median(f["no_run_executing_s"] for f in floors)}
+        figures["floors"] = floors
+    return figures
 
 
 if __name__ == "__main__":
@@ -369,5 +455,9 @@ if __name__ == "__main__":
         "--months", metavar="LAST", help="land the months up to LAST (YYYY-MM) only; default all"
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per backfill")
+    parser.add_argument(
+        "--floor", action="store_true", help="also backfill the no-op graph of the same shape"
+    )
     arguments = parser.parse_args()
-    print(json.dumps(run(arguments.repeats, arguments.months, arguments.timeout), indent=2))
+    figures = run(arguments.repeats, arguments.months, arguments.timeout, arguments.floor)
+    print(json.dumps(figures, indent=2))

@@ -154,6 +154,12 @@ def month_version(state: Mapping[str, FileState], table: str, month: str) -> str
     return version_of({key.split("/", 1)[1]: state[key].sha256 for key in keys if key in state})
 
 
+def consumed_months(state: Mapping[str, FileState]) -> list[str]:
+    """The months whose files (flights and weather) have all been consumed, sorted."""
+    months = {key.split("/", 1)[1][:7] for key in state if "/" in key}
+    return sorted(m for m in months if all(key in state for key in month_keys(m)))
+
+
 def months_to_build(result: ScanResult) -> list[str]:
     """Months whose raw partitions change with this scan.
 

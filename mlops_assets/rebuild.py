@@ -1,17 +1,17 @@
 """Materialize everything that has landed, from the command line, without the daemon.
 
 What ``make materialize`` and the benchmarks run: register every landed month as a partition,
-then the runs a backfill of everything launches (the planes; the months in batches of
-``MONTHS_PER_RUN``, as the assets' ``BackfillPolicy`` shapes the UI's backfills and the
-sensor's catch-up; the model; the predictions, batched the same way), executed here: the
-batches in worker processes, the rest in this one.
+then the runs a backfill of everything launches (the months' raw data, planes and features
+in batches of ``MONTHS_PER_RUN``, as the assets' ``BackfillPolicy`` shapes the UI's backfills
+and the sensor's catch-up; the model; the predictions, batched the same way), executed here:
+the month batches in worker processes, the rest (the scoring too) in this one.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,7 +50,7 @@ def batches(instance: dg.DagsterInstance, months: Sequence[str]) -> list[Batch]:
     return month_ranges(list(months), list(instance.get_dynamic_partitions(MONTH_PARTITIONS)))
 
 
-INGESTED = ("raw_flights", "raw_weather", "flight_features")
+INGESTED = ("raw_flights", "raw_weather", "raw_planes", "flight_features")
 """What the rebuild's month runs materialize: ``month_job`` without ``feature_drift``, which
 the scoring runs measure against the champion the rebuild ends with, as a backfill of
 everything runs it with the predictions (measuring it in the month runs too, against the
@@ -89,10 +89,6 @@ def _execute(
         where = "" if batch is None else f" for {batch_label(*batch)}"
         raise RebuildError(f"{job_name}{where} failed (run {run_id}): {'; '.join(failures)}")
     return run_id
-
-
-def _load_code_location() -> None:
-    import mlops_assets.definitions  # noqa: F401
 
 
 def _batch_in_worker(
@@ -155,7 +151,7 @@ def _run_batches(
 def ingest(
     defs: dg.Definitions, instance: dg.DagsterInstance, root: Path, workers: int = 1
 ) -> list[str]:
-    """Materialize the planes, then every complete month's data, in batches; the run ids.
+    """Materialize every complete month's data (raw tables and features), in batches; the run ids.
 
     Args:
         defs: The code location (``mlops_assets.definitions.defs``; workers import it).
@@ -173,21 +169,15 @@ def ingest(
     register_months(instance, months)
     runs = batches(instance, months)
     if workers <= 1 or len(runs) <= 1:
-        planes = [_execute(defs, instance, "planes_job")]
-        return planes + [
-            _execute(defs, instance, "month_job", batch, selection=INGESTED) for batch in runs
-        ]
-    size = min(workers, len(runs))
-    with _worker_pool(size) as pool:
-        # The workers start (import the code location) while the planes run here.
-        started = [pool.submit(_load_code_location) for _ in range(size)]
-        planes = [_execute(defs, instance, "planes_job")]
-        wait(started)
-        return planes + _map_batches(pool, instance.get_ref(), "month_job", runs, INGESTED)
+        return [_execute(defs, instance, "month_job", batch, selection=INGESTED) for batch in runs]
+    with _worker_pool(min(workers, len(runs))) as pool:
+        return _map_batches(pool, instance.get_ref(), "month_job", runs, INGESTED)
 
 
 def score(defs: dg.Definitions, instance: dg.DagsterInstance, workers: int = 1) -> list[str]:
     """Score every registered month with @champion (``scoring_job``, in batches).
+
+    ``workers`` as for :func:`ingest`; :func:`rebuild` scores in its own process.
 
     Returns:
         The run ids; none when no version is @champion (the gate has never passed).
@@ -223,4 +213,8 @@ def rebuild(
     runs.append(
         _execute(defs, instance, "retrain_job", run_config=model_run_config, tags=rebuild_tags)
     )
-    return runs + score(defs, instance, workers)
+    # The scoring runs here, one batch after the other: this process has loaded the model's
+    # libraries to train, while each worker would spend about 4 s importing them (MLflow,
+    # scikit-learn, SciPy) to save about 2 s of predicting (benchmarks/bench_pipeline.py:
+    # the two batches took 17 s in two new workers, 8 s here).
+    return runs + score(defs, instance)

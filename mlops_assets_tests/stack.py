@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_assets.defs.partitions import Batch, batch_target
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -183,7 +185,7 @@ def start_server(name: str, command: list[str], env: dict[str, str], logs: Path)
     return Server(name, process, log)
 
 
-def _code_location_loaded(dagster_url: str) -> bool:
+def code_location_loaded(dagster_url: str) -> bool:
     try:
         data = graphql(
             dagster_url,
@@ -258,7 +260,7 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
                 logs,
             )
         )
-        wait_until(lambda: _code_location_loaded(dagster_url), 180, "dagster dev")
+        wait_until(lambda: code_location_loaded(dagster_url), 180, "dagster dev")
         yield LocalStack(dagster_url, mlflow_url, env, data, home)
     except BaseException as error:
         error.add_note("\n".join(f"--- {s.name} log ---\n{s.tail()}" for s in servers))
@@ -271,15 +273,20 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
         raise AssertionError(f"processes left running after the stack stopped: {left}")
 
 
-def job_command(job: str, config: Path | None = None, month: str | None = None) -> list[str]:
+def job_command(job: str, config: Path | None = None, months: Batch | None = None) -> list[str]:
     """``dagster job execute`` of one of the project's jobs: a run in a process of its own,
-    as the run launcher starts one (with ``config`` as run config, on ``month``)."""
+    as the run launcher starts one (with ``config`` as run config, on the batch ``months``:
+    a month's partition, or a range of months as a backfill runs them)."""
     command = [str(BIN / "dagster"), "job", "execute", "-m", "mlops_assets.definitions"]
     command += ["-a", "defs", "-j", job]
     if config is not None:
         command += ["-c", str(config)]
-    if month is not None:
-        command += ["--tags", json.dumps({"dagster/partition": month})]
+    if months is not None:
+        partition_key, tags = batch_target(months)
+        command += [
+            "--tags",
+            json.dumps({"dagster/partition": partition_key} if partition_key else tags),
+        ]
     return command
 
 
@@ -467,7 +474,28 @@ def webserver(module: str, env: dict[str, str], logs: Path) -> AbstractContextMa
         ],
         env,
         logs,
-        _code_location_loaded,
+        code_location_loaded,
+    )
+
+
+def dagster_dev(module: str, env: dict[str, str], logs: Path) -> AbstractContextManager[str]:
+    """``dagster dev`` (webserver and daemon) for ``module`` on a free loopback port; yields
+    its URL."""
+    return _serving(
+        "dagster-dev",
+        lambda port: [
+            str(BIN / "dagster"),
+            "dev",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            module,
+        ],
+        env,
+        logs,
+        code_location_loaded,
     )
 
 

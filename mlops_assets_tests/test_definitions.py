@@ -17,6 +17,7 @@ from mlops_assets.defs.rollback import RollbackConfig
 MONTHLY = {
     "raw_flights",
     "raw_weather",
+    "raw_planes",
     "flight_features",
     "flight_delay_predictions",
     "feature_drift",
@@ -67,12 +68,9 @@ def test_definitions_validate_and_bind_every_resource() -> None:
     assert {key.to_user_string() for key in month_job.asset_layer.executable_asset_keys} == {
         "raw_flights",
         "raw_weather",
+        "raw_planes",
         "flight_features",
         "feature_drift",
-    }
-    planes_job = defs.resolve_job_def("planes_job")
-    assert {key.to_user_string() for key in planes_job.asset_layer.executable_asset_keys} == {
-        "raw_planes"
     }
     rollback = defs.resolve_job_def("rollback_job")
     assert [node.name for node in rollback.graph.nodes] == ["roll_back_champion"]
@@ -217,6 +215,7 @@ def test_months_are_cut_into_consecutive_batches_of_at_most_months_per_run() -> 
     for policy_holder in (
         "raw_flights",
         "raw_weather",
+        "raw_planes",
         "flight_features",
         "feature_drift",
         "flight_delay_predictions",

@@ -87,15 +87,19 @@ def test_an_input_never_materialized_fails_once_and_names_it(
 ) -> None:
     landing.seed_landing_zone(project_env / "landing", "2013-01")
     instance.add_dynamic_partitions("month", ["2013-01"])
+    # The month's features alone, before its raw data were ever read.
     result = definitions.defs.resolve_job_def("month_job").execute_in_process(
-        instance=instance, partition_key="2013-01", raise_on_error=False
+        instance=instance,
+        partition_key="2013-01",
+        asset_selection=[dg.AssetKey("flight_features")],
+        raise_on_error=False,
     )
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert result.get_step_failure_events()[0].step_key == "flight_features"
     description = step_failure(result)
-    assert "input raw_planes is not stored at " in description
-    assert description.endswith(": materialize raw_planes first")
+    assert "input raw_flights (partition 2013-01) is not stored at " in description
+    assert description.endswith(": materialize raw_flights (partition 2013-01) first")
 
 
 def test_the_innermost_cause_names_what_happened() -> None:

@@ -110,18 +110,14 @@ def zone(project_env: Path, instance: dg.DagsterInstance, seeded_landing: Path) 
     yield Zone(root, seeded_landing, instance)
 
 
-def test_planes_first_then_each_new_month_once_and_nothing_for_the_same_files(
+def test_each_new_month_once_with_the_planes_and_nothing_for_the_same_files(
     zone: Zone,
 ) -> None:
     zone.land_month("2013-01")
     zone.land_month("2013-02")
-    first = zone.tick()
-    # The features of a month need raw_planes: the months wait for its first run.
-    assert _requested(first) == [("planes_job", None)]
-    assert _registered(first) == []
-    zone.launch(first)
-
     months = zone.tick()
+    # One run reads the months' files and the planes file (raw_planes is partitioned by
+    # month like them) and builds the months' features.
     assert _requested(months) == [("month_job", "2013-01...2013-02")]
     assert _registered(months) == ["2013-01", "2013-02"]
     zone.launch(months)
@@ -306,27 +302,41 @@ def _trained_model_metadata(instance: dg.DagsterInstance, run_id: str) -> dict[s
     return {key: value.value for key, value in materialization.metadata.items()}
 
 
-def test_planes_changes_are_run_each_time_and_months_wait_for_them(zone: Zone) -> None:
+def test_a_new_planes_file_rebuilds_every_month_and_a_missing_one_holds_them(
+    zone: Zone,
+) -> None:
     zone.land_month("2013-01")
-    zone.launch(zone.tick())
     zone.launch(zone.tick())
     planes = zone.root / landing.PLANES_FILE
     original = planes.read_bytes()
     rows = gzip.decompress(original).decode().splitlines()
     fewer = gzip.compress(("\n".join(rows[:-10]) + "\n").encode(), mtime=0)
-    # A -> B -> A: the planes run each time, the last one although A ran before.
-    for payload, february in ((fewer, [("month_job", "2013-02")]), (original, [])):
+    # A -> B -> A: every month is rebuilt each time (its features read the planes), the last
+    # time although A ran before; February lands with the first change, the same after.
+    for payload in (fewer, original):
         landing.land_bytes(planes, payload, force=True)
-        zone.land_month("2013-02")  # lands with the first change; identical bytes after
+        zone.land_month("2013-02")
         changed = zone.tick()
-        assert _requested(changed) == [("planes_job", None)]
-        # A new month waits, kept in the cursor, until raw_planes holds the new file.
-        assert landing_scan.decode_pending(changed.cursor) == [m for _, m in february]
+        assert _requested(changed) == [("month_job", "2013-01...2013-02")]
         zone.launch(changed)
-        followed = zone.tick()
-        assert _requested(followed) == february
-        zone.launch(followed)
+        for month in ("2013-01", "2013-02"):
+            stored = latest_materialization(zone.instance, dg.AssetKey("raw_planes"), month)
+            assert stored is not None and stored.asset_materialization is not None
+            content = stored.asset_materialization.metadata["content_sha256"].value
+            assert content == landing_scan.version_of(
+                {landing.PLANES_FILE: landing_scan.file_sha256(planes)}
+            )
     assert _requested(zone.tick()) == []
+
+    # No planes file: a new month waits, kept in the cursor, until one lands.
+    planes.unlink()
+    zone.land_month("2013-03")
+    held = zone.tick()
+    assert _requested(held) == [] and landing_scan.decode_pending(held.cursor) == ["2013-03"]
+    assert f"wait for {landing.PLANES_FILE}: land it" in str(held.skip_reason)
+    landing.land_bytes(planes, original, force=True)
+    # The same planes as before: the months built with them are not run again.
+    assert _requested(zone.tick()) == [("month_job", "2013-03")]
 
 
 def test_features_older_than_their_raw_data_are_requested_after_a_cursor_reset(

@@ -113,9 +113,12 @@ def test_a_failed_run_a_promotion_and_a_rollback_are_posted(
     landing.seed_landing_zone(project_env / "landing", "2013-03")
     instance.add_dynamic_partitions("month", ["2013-02"])
     failed = definitions.defs.resolve_job_def("month_job").execute_in_process(
-        instance=instance, partition_key="2013-02", raise_on_error=False
+        instance=instance,
+        partition_key="2013-02",
+        asset_selection=[dg.AssetKey("flight_features")],
+        raise_on_error=False,
     )
-    assert not failed.success  # raw_planes was never materialized
+    assert not failed.success  # the month's raw data were never materialized
     run = instance.get_run_by_id(failed.run_id)
     assert run is not None
     failure = next(e for e in failed.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
@@ -130,7 +133,7 @@ def test_a_failed_run_a_promotion_and_a_rollback_are_posted(
     text = webhooks.bodies("/ok/slack")[-1]["text"]
     assert text.startswith("*Dagster run failed: month_job [2013-02]*")
     assert "Failed step(s): flight_features" in text
-    assert "input raw_planes is not stored at" in text
+    assert "input raw_flights (partition 2013-02) is not stored at" in text
     assert text.endswith(f"/runs/{failed.run_id}|Open in Dagster>")
 
     rebuild.ingest(definitions.defs, instance, project_env / "landing")

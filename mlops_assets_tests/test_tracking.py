@@ -38,9 +38,9 @@ def retrain_job() -> dg.JobDefinition:
     return definitions.defs.resolve_job_def("retrain_job")
 
 
-def planes_job() -> dg.JobDefinition:
-    """The product's planes job, reconstructable for execute_job."""
-    return definitions.defs.resolve_job_def("planes_job")
+def month_job() -> dg.JobDefinition:
+    """The product's month job, reconstructable for execute_job."""
+    return definitions.defs.resolve_job_def("month_job")
 
 
 def _runs_of(client: MlflowClient, dagster_run_id: str) -> tuple[Run, list[Run]]:
@@ -123,13 +123,16 @@ def test_the_run_failure_sensor_closes_what_a_failure_outside_the_asset_body_lef
     project_env: Path, instance: dg.DagsterInstance
 ) -> None:
     landing.seed_landing_zone(project_env / "landing", "2013-01")
+    rebuild.register_months(instance, ["2013-01"])
     blocker = project_env / "blocker"
     blocker.write_text("a file where the lake folder should be")
     # raw_planes computes fine, then its IO manager cannot write: the step fails after the
     # asset body (and its nested MLflow run) ended well. Retries are off to keep this short.
     failing = dg.execute_job(
-        dg.reconstructable(planes_job),
+        dg.reconstructable(month_job),
         instance=instance,
+        asset_selection=[dg.AssetKey("raw_planes")],
+        tags={"dagster/partition": "2013-01"},
         run_config={
             "execution": {"config": {"retries": {"disabled": {}}}},
             "resources": {"io_manager": {"config": {"base_path": str(blocker / "lake")}}},

@@ -196,7 +196,7 @@ def _run_materializations(stack: LocalStack, run_id: str) -> dict[str, dict[str,
 
 MONTHS = FIRST_QUARTER
 MODEL_ASSETS = ["model_evaluation", "registered_model", "trained_model"]
-MONTH_ASSETS = ["flight_features", "raw_flights", "raw_weather"]
+MONTH_ASSETS = ["flight_features", "raw_flights", "raw_planes", "raw_weather"]
 
 
 def _assert_mlflow_runs(stack: LocalStack, dagster_run_id: str, assets: list[str]) -> None:
@@ -294,12 +294,11 @@ def test_user_backfills_every_month_from_the_browser(stack: LocalStack, page: Pa
         expect(page.get_by_text("100% completed")).to_have_count(len(ASSETS))
         runs = _backfill_runs(stack, backfill_id)
         assert {run["status"] for run in runs} == {"SUCCESS"}
-        # The assets' BackfillPolicy: one run for the planes, one per batch of months for
-        # their raw files, one per batch for their features (they wait for the planes), one
-        # for the model, one per batch for the predictions and drift (they wait for the
-        # registered model): see the README.
+        # The assets' BackfillPolicy: one run per batch of months for their raw data and
+        # features, one for the model, one per batch for the predictions and drift (they
+        # wait for the registered model): see the README.
         batches = -(-len(MONTHS) // MONTHS_PER_RUN)
-        assert len(runs) == 1 + batches + batches + 1 + batches
+        assert len(runs) == batches + 1 + batches
         by_run = {
             str(run["runId"]): _run_materializations(stack, str(run["runId"])) for run in runs
         }
@@ -307,7 +306,7 @@ def test_user_backfills_every_month_from_the_browser(stack: LocalStack, page: Pa
         assert sorted(by_run[model_run_id]) == MODEL_ASSETS
 
     with step("all-materialized"):
-        for asset in ("raw_planes", *MODEL_ASSETS):
+        for asset in MODEL_ASSETS:
             page.goto(f"{stack.dagster_url}/assets/{asset}")
             expect(page.get_by_text("Latest materialization")).to_be_visible()
         page.goto(f"{stack.dagster_url}/assets/registered_model")
@@ -358,8 +357,6 @@ def test_graphql_client_submits_a_month_and_the_retraining(stack: LocalStack) ->
     )
     # The last month always; every month when the browser test did not build them first.
     built = data["assetNodeOrError"]["partitionStats"]["numMaterialized"] == len(MONTHS)
-    if not built:  # the months' features need the planes
-        _wait_for_run_success(stack, client.submit_job_execution("planes_job"))
     for month in MONTHS[-1:] if built else MONTHS:
         run_id = client.submit_job_execution("month_job", tags={"dagster/partition": month})
         _wait_for_run_success(stack, run_id)

@@ -67,7 +67,7 @@ Unsynced = set[tuple[str, str | None]]
 """(asset, month) pairs the UI shows as unsynced; the month is None for unpartitioned assets."""
 
 JOB_OF = {
-    "raw_planes": "planes_job",
+    "raw_planes": "month_job",
     "raw_flights": "month_job",
     "raw_weather": "month_job",
     "flight_delay_predictions": "scoring_job",
@@ -138,9 +138,13 @@ def _materialize_unsynced_until_in_sync(
 
 def test_rematerializing_unchanged_raw_data_leaves_downstream_in_sync(project: Project) -> None:
     # The quarter's months in the batch that built them (Dagster records one data version
-    # per run for a batch: the README's *Partitions*), and the planes.
-    raw = {(asset, month) for asset in ("raw_flights", "raw_weather") for month in FIRST_QUARTER}
-    _materialize(definitions.defs, project, raw | {("raw_planes", None)})
+    # per run for a batch: the README's *Partitions*), with their planes.
+    raw: Unsynced = {
+        (asset, month)
+        for asset in ("raw_flights", "raw_weather", "raw_planes")
+        for month in FIRST_QUARTER
+    }
+    _materialize(definitions.defs, project, raw)
     assert _unsynced(project.current_url) == set()
 
 

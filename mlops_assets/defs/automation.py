@@ -7,6 +7,6 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.STOPPED,
     minimum_interval_seconds=30,
-    description="Rebuilds a month's features when raw_planes changes, and retrains, evaluates "
-    "and registers the model when the features it uses change.",
+    description="Rebuilds a month's features when its raw data change outside its own run, "
+    "and retrains, evaluates and registers the model when the features it uses change.",
 )

@@ -16,7 +16,7 @@ that name their month.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,10 +55,8 @@ RAW_WEATHER_CHECKS = (*RAW_FLIGHTS_CHECKS, IMPOSSIBLE_READINGS)
 FEATURE_CHECKS = (SCHEMA, DUPLICATES, LABEL_RATE, WEATHER_COVERAGE, NULL_RATES)
 
 
-def check_specs(
-    asset: str, checks: Sequence[Check], *, partitioned: bool = True
-) -> list[dg.AssetCheckSpec]:
-    """The asset's check specs, partitioned by month like the asset when it is.
+def check_specs(asset: str, checks: Sequence[Check]) -> list[dg.AssetCheckSpec]:
+    """The asset's check specs, partitioned by month like the asset.
 
     A monthly asset's blocking checks are not declared blocking to Dagster: its step reports
     them month by month as evaluations, which Dagster's gating does not see; the step itself
@@ -68,10 +66,10 @@ def check_specs(
         dg.AssetCheckSpec(
             check.name,
             asset=asset,
-            blocking=check.blocking and not partitioned,
+            blocking=False,
             description=check.description
-            + (" Blocking: a failure refuses the month." if check.blocking and partitioned else ""),
-            partitions_def=MONTHS if partitioned else None,
+            + (" Blocking: a failure refuses the month." if check.blocking else ""),
+            partitions_def=MONTHS,
         )
         for check in checks
     ]
@@ -79,16 +77,6 @@ def check_specs(
 
 def _severity(outcome: Outcome) -> dg.AssetCheckSeverity:
     return dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN
-
-
-def _result(outcome: Outcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=outcome.check,
-        passed=outcome.passed,
-        severity=_severity(outcome),
-        description=outcome.summary,
-        metadata=_metadata(outcome),
-    )
 
 
 def _metadata(outcome: Outcome) -> dict[str, dg.MetadataValue]:
@@ -138,16 +126,15 @@ def _refused(outcomes: Sequence[Outcome]) -> list[Outcome]:
     return [outcome for outcome in outcomes if outcome.blocking and not outcome.passed]
 
 
-def _refusal(refused: Sequence[Outcome], kept: str, months: Sequence[str] = ()) -> dg.Failure:
-    """The step's failure, not retried: what failed, what was kept, which months (a batch)."""
-    metadata = {"failed_checks": ", ".join(dict.fromkeys(outcome.check for outcome in refused))}
-    if months:
-        metadata["refused_months"] = ", ".join(months)
+def _refusal(refused: Sequence[Outcome], kept: str, months: Sequence[str]) -> dg.Failure:
+    """The step's failure, not retried: what failed, what was kept, which months."""
     return dg.Failure(
         description="\n".join(outcome.summary for outcome in refused)
-        + f"\nNot stored: {kept}"
-        + (f" (refused: {', '.join(months)})." if months else "."),
-        metadata=metadata,
+        + f"\nNot stored: {kept} (refused: {', '.join(months)}).",
+        metadata={
+            "failed_checks": ", ".join(dict.fromkeys(outcome.check for outcome in refused)),
+            "refused_months": ", ".join(months),
+        },
         allow_retries=False,
     )
 
@@ -166,20 +153,3 @@ def refuse_months(outcomes: Mapping[str, Sequence[Outcome]], kept: str) -> None:
     months = [month for month, failed in refused.items() if failed]
     if months:
         raise _refusal([o for month in months for o in refused[month]], kept, months)
-
-
-def report(outcomes: Sequence[Outcome], kept: str) -> Iterator[dg.AssetCheckResult]:
-    """Yield every outcome as a check result, then fail the step if a blocking one failed.
-
-    Args:
-        outcomes: The checks' outcomes, one per check spec of the asset.
-        kept: What stays as it was when the step fails (named in the failure).
-
-    Raises:
-        dg.Failure: Not retried (the same data would fail again), when a blocking check failed.
-    """
-    for outcome in outcomes:
-        yield _result(outcome)
-    refused = _refused(outcomes)
-    if refused:
-        raise _refusal(refused, kept)

@@ -87,7 +87,7 @@ def flight_features(
     config: FeatureConfig,
     raw_flights: MonthFrames,
     raw_weather: MonthFrames,
-    raw_planes: DataFrame,
+    raw_planes: MonthFrames,
     mlflow_tracking: MlflowTracking,
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output[MonthFrames]]:
     """A month's flights joined with origin weather, plane attributes and recent delays."""
@@ -106,7 +106,7 @@ def flight_features(
         mlflow.log_params({**config.model_dump(), "months": ",".join(months)})
         for month in months:
             features, summary = build_month_features(
-                month, raw_flights[month], raw_weather[month], raw_planes, settings
+                month, raw_flights[month], raw_weather[month], raw_planes[month], settings
             )
             mlflow.log_metrics(
                 {

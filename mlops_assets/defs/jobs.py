@@ -1,25 +1,19 @@
-"""Jobs: one month's data, the planes reference, the model, and a month's scoring."""
+"""Jobs: a month's data, the model, and a month's scoring."""
 
 import dagster as dg
 
 # feature_drift measures the month against @champion as soon as it lands (it materializes
 # nothing while there is no champion) and again whenever the month is scored.
 MONTH_ASSETS = dg.AssetSelection.assets(
-    "raw_flights", "raw_weather", "flight_features", "feature_drift"
+    "raw_flights", "raw_weather", "raw_planes", "flight_features", "feature_drift"
 )
 MODEL_ASSETS = dg.AssetSelection.groups("training", "evaluation", "registry")
 
 month_job = dg.define_asset_job(
     "month_job",
     selection=MONTH_ASSETS,
-    description="Read one month's landed files, build that month's features and measure their "
-    "drift against @champion's training rows.",
-)
-
-planes_job = dg.define_asset_job(
-    "planes_job",
-    selection=dg.AssetSelection.assets("raw_planes"),
-    description="Read the planes reference file.",
+    description="Read one month's landed files and the planes file, build that month's "
+    "features and measure their drift against @champion's training rows.",
 )
 
 retrain_job = dg.define_asset_job(

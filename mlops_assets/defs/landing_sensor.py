@@ -3,8 +3,8 @@
 import dagster as dg
 
 from mlops_assets import landing_scan
-from mlops_assets.defs.jobs import month_job, planes_job
-from mlops_assets.defs.lineage import data_version, latest_materialization
+from mlops_assets.defs.jobs import month_job
+from mlops_assets.defs.lineage import latest_materialization
 from mlops_assets.defs.metadata import TRIGGER_TAG
 from mlops_assets.defs.partitions import (
     MONTH_PARTITIONS,
@@ -16,9 +16,12 @@ from mlops_assets.defs.partitions import (
 from mlops_assets.landing import MONTHLY_TABLES, PLANES_FILE
 from mlops_assets.resources import LandingZone
 
-RAW_ASSETS = {"flights": dg.AssetKey("raw_flights"), "weather": dg.AssetKey("raw_weather")}
+RAW_ASSETS = {
+    "flights": dg.AssetKey("raw_flights"),
+    "weather": dg.AssetKey("raw_weather"),
+    "planes": dg.AssetKey("raw_planes"),
+}
 FEATURES = dg.AssetKey("flight_features")
-PLANES = dg.AssetKey("raw_planes")
 
 
 def _run_key(
@@ -51,9 +54,10 @@ def _month_built(
 ) -> tuple[bool, dg.EventLogRecord | None]:
     """Whether the month's partitions hold the consumed files; its latest features record."""
     expected = {t: landing_scan.month_version(state, t, month) for t in MONTHLY_TABLES}
+    expected["planes"] = landing_scan.version_of({PLANES_FILE: state[PLANES_FILE].sha256})
     latest = {t: latest_materialization(instance, key, month) for t, key in RAW_ASSETS.items()}
     features = latest_materialization(instance, FEATURES, month)
-    raw_current = all(_content_version(latest[t]) == expected[t] for t in MONTHLY_TABLES)
+    raw_current = all(_content_version(latest[t]) == expected[t] for t in RAW_ASSETS)
     features_after_raw = features is not None and all(
         record is not None and features.storage_id > record.storage_id for record in latest.values()
     )
@@ -82,10 +86,13 @@ def _month_requests(
         batch = order[order.index(first) : order.index(last) + 1]
         inputs = sorted(
             {
-                k
-                for m in batch
-                for t in MONTHLY_TABLES
-                for k in landing_scan.month_inputs(state, t, m)
+                PLANES_FILE,
+                *(
+                    k
+                    for m in batch
+                    for t in MONTHLY_TABLES
+                    for k in landing_scan.month_inputs(state, t, m)
+                ),
             }
         )
         newest = max(
@@ -111,11 +118,11 @@ def _capped(lines: list[str], limit: int = 20) -> list[str]:
 
 @dg.sensor(
     name="landing_zone_sensor",
-    jobs=[month_job, planes_job],
+    jobs=[month_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Registers each newly landed month and runs its raw data and features; "
-    "re-runs a month whose file changed, and the planes when theirs did.",
+    "re-runs a month whose file changed, and every month when the planes file did.",
 )
 def landing_zone_sensor(
     context: dg.SensorEvaluationContext, landing_zone: LandingZone
@@ -125,38 +132,21 @@ def landing_zone_sensor(
     result = landing_scan.scan(landing_zone.root(), previous)
     state = result.state
     notes = [*result.rejected, *result.waiting]
-    requests: list[dg.RunRequest] = []
     months = sorted(
         set(landing_scan.months_to_build(result)) | set(landing_scan.decode_pending(context.cursor))
     )
-    planes = state.get(PLANES_FILE)
-    planes_current = planes is not None
-    if planes is not None and (months or any(c.key == PLANES_FILE for c in result.changed)):
-        # Only when something changed: an idle tick does not query the instance.
-        record = latest_materialization(context.instance, PLANES, None)
-        planes_current = data_version(record) == landing_scan.version_of(
-            {PLANES_FILE: planes.sha256}
-        )
-        if not planes_current:
-            requests.append(
-                dg.RunRequest(
-                    job_name=planes_job.name,
-                    run_key=_run_key("planes", state, [PLANES_FILE], record),
-                    tags={TRIGGER_TAG: "landing_zone_sensor"},
-                )
-            )
+    if any(c.key == PLANES_FILE for c in result.changed):
+        # Every month's features were built with the planes file before: all are rebuilt.
+        months = sorted(set(months) | set(landing_scan.consumed_months(state)))
     pending: list[str] = []
-    if months and not planes_current:
-        # A month's features read raw_planes: the months wait (in the cursor, without being
-        # read again) until raw_planes holds the landed planes file.
+    if months and PLANES_FILE not in state:
+        # A month's run reads the planes file too: the months wait (in the cursor, without
+        # being read again) until it lands.
         pending, months = months, []
-        notes.append(
-            f"months {', '.join(pending)} wait for raw_planes to hold the landed "
-            + ("planes.csv.gz (planes_job)" if planes else "planes.csv.gz: land it")
-        )
+        notes.append(f"months {', '.join(pending)} wait for {PLANES_FILE}: land it")
     registered = list(context.instance.get_dynamic_partitions(MONTH_PARTITIONS)) if months else []
     new_partitions = [m for m in months if m not in set(registered)]
-    requests += _month_requests(context.instance, state, months, registered + new_partitions)
+    requests = _month_requests(context.instance, state, months, registered + new_partitions)
     for line in _capped(notes):
         (context.log.warning if line in result.rejected else context.log.info)(line)
     summary = (

@@ -75,5 +75,5 @@ REFRESH_WHEN_INPUTS_CHANGE = dg.AutomationCondition.eager()
 """Refresh after any upstream asset (or partition) updates, but never while one of them is
 missing or still being computed by a run or a backfill. The model assets depend on every
 month's features, so a 12-month backfill (or 12 months landing at once) leads to one
-retraining when the last month is in, not one per month. On ``flight_features`` it rebuilds
-every month after ``raw_planes`` changes."""
+retraining when the last month is in, not one per month. On ``flight_features`` it rebuilds a
+month whose raw partitions were materialized without it (one raw asset run from the UI)."""

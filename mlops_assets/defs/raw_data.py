@@ -9,13 +9,13 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs import checks
-from mlops_assets.defs.metadata import OWNERS, table_metadata
+from mlops_assets.defs.metadata import table_metadata
 from mlops_assets.defs.partitions import month_asset, month_step, months_of
 from mlops_assets.defs.policies import FILE_RETRY
 from mlops_assets.defs.tables import DataFrame, table_type
 from mlops_assets.landing import LandingError
 from mlops_assets.landing_scan import content_version, version_of
-from mlops_assets.resources import AssetRun, LandingZone, MlflowTracking
+from mlops_assets.resources import LandingZone, MlflowTracking
 
 if TYPE_CHECKING:
     import pandera.pandas as pa
@@ -50,26 +50,15 @@ class RawChecksConfig(dg.Config):
 def raw_asset(
     name: str, checked: Sequence[checks.Check]
 ) -> Callable[[Callable[..., RawEvents]], dg.AssetsDefinition]:
-    """Declare a raw asset with its declared schema (columns shown in the UI) and checks."""
-    if name != "raw_planes":
-        return month_asset(
-            name,
-            group_name=GROUP,
-            kinds={"pandas", "csv"},
-            code_version=RAW_CODE_VERSION,
-            retry_policy=FILE_RETRY,
-            dagster_type=table_type(name),
-            check_specs=checks.check_specs(name, checked),
-        )
-    return dg.asset(
-        name=name,
+    """Declare a raw asset, one partition per month, with its declared schema and checks."""
+    return month_asset(
+        name,
         group_name=GROUP,
         kinds={"pandas", "csv"},
-        owners=OWNERS,
         code_version=RAW_CODE_VERSION,
         retry_policy=FILE_RETRY,
         dagster_type=table_type(name),
-        check_specs=checks.check_specs(name, checked, partitioned=False),
+        check_specs=checks.check_specs(name, checked),
     )
 
 
@@ -89,15 +78,6 @@ def _read_metadata(frame: DataFrame, paths: list[Path], version: str) -> dict[st
         "files": dg.MetadataValue.json([str(path) for path in paths]),
         "content_sha256": dg.MetadataValue.text(version),
     }
-
-
-def _output(frame: DataFrame, paths: list[Path], run: AssetRun) -> dg.Output[DataFrame]:
-    version = content_version(paths)
-    return dg.Output(
-        frame,
-        data_version=dg.DataVersion(version),
-        metadata={**_read_metadata(frame, paths, version), **run.metadata()},
-    )
 
 
 @dataclass(frozen=True)
@@ -257,16 +237,34 @@ def raw_weather(
 def raw_planes(
     context: dg.AssetExecutionContext, landing_zone: LandingZone, mlflow_tracking: MlflowTracking
 ) -> RawEvents:
-    """Aircraft attributes by tail number (maker, model, year, seats, engines)."""
+    """Aircraft attributes by tail number (maker, model, year, seats), as each month read them."""
+    # A month's partition is the planes file its features were built with. Partitioned like
+    # the months, it runs in their runs (a backfill waits for an unpartitioned parent's own
+    # run first), and a new planes file rebuilds every month (the landing sensor).
     import mlflow
 
     from mlops_assets.ml import quality, raw, schemas
 
+    months = months_of(context)
     with mlflow_tracking.asset_run(context) as run:
         path = landing_zone.planes_file()
         frame = _read(path, raw.PLANES_SCHEMA)
-        mlflow.log_params({"file": path.name})
+        version = content_version([path])
+        mlflow.log_params({"months": ",".join(months), "file": path.name})
         mlflow.log_metrics({"row_count": len(frame)})
         outcome = quality.schema_outcome(frame, schemas.RAW_PLANES, str(path))
-        yield from checks.report([outcome], kept="the stored planes table")
-    yield _output(frame, [path], run)
+        for month in months:
+            yield from checks.month_evaluations(context.asset_key, month, [outcome])
+            context.add_asset_metadata(_read_metadata(frame, [path], version), partition_key=month)
+        checks.refuse_months(
+            {month: [outcome] for month in months},
+            kept=f"the stored planes of {', '.join(months)}",
+        )
+    # Every month of the batch read the same file: its hash is the data version, whatever
+    # the batch.
+    yield dg.Output(
+        {month: frame for month in months},
+        output_name="raw_planes",
+        data_version=dg.DataVersion(version),
+        metadata=run.metadata(),
+    )

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def _write_atomically(path: UPath, payload: bytes) -> None:
     """Write to a temporary name beside ``path``, then rename it into place.
 
-    Runs of different months read one another's partitions (and ``raw_planes``) while they
+    Runs of different months read one another's partitions (the month before) while they
     run in parallel: a reader sees the old file or the new one, never half of one. (On object
     stores the rename is a copy; there, each object is written whole anyway.)
     """
