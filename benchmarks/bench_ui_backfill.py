@@ -116,6 +116,7 @@ class Repetition:
     backfill_s: float
     backfill_server_s: float
     runs: int
+    levels: int
     other_runs: int
     no_run_unfinished_s: float
     no_run_executing_s: float
@@ -282,6 +283,13 @@ def uncovered(intervals: list[tuple[float, float]], start: float, end: float) ->
     return gaps
 
 
+def levels(shape: list[BackfillRun], within: float = 10.0) -> int:
+    """How many times the daemon launched runs: runs created within ``within`` seconds of the
+    previous one were launched by the same iteration (its iterations are 30 s apart)."""
+    created = sorted(run.created_s for run in shape)
+    return sum(1 for i, moment in enumerate(created) if i == 0 or moment - created[i - 1] > within)
+
+
 def union(intervals: list[tuple[float, float]]) -> float:
     """The length of the union of the intervals: the time at least one of them covers."""
     total, reached = 0.0, float("-inf")
@@ -345,6 +353,7 @@ def repetition(source: Path, last: str | None, scratch: Path, timeout: float) ->
         backfill_s=round(elapsed, 2),
         backfill_server_s=round(ended - created, 2),
         runs=len(runs),
+        levels=levels(shape_of(runs, created)),
         other_runs=every_run - len(runs),
         no_run_unfinished_s=round(sum(gaps), 1),
         no_run_executing_s=round(sum(uncovered(executing, created, ended)), 1),
@@ -391,7 +400,7 @@ def floor(months: list[str], scratch: Path, timeout: float) -> dict[str, Any]:
         "backfill_s": round(elapsed, 2),
         "backfill_server_s": round(ended - created, 2),
         "runs": len(runs),
-        "levels": len({r.created_s for r in shape}),
+        "levels": levels(shape),
         "executing_s": round(union(executing), 1),
         "no_run_executing_s": round(sum(uncovered(executing, created, ended)), 1),
         "run_s_median": round(statistics.median(high - low for low, high in executing), 2),
@@ -431,6 +440,7 @@ def run(
         "ratio": round(backfill / baseline, 3),
         "paired_ratio_median": round(statistics.median(r.backfill_s / r.plain_s for r in done), 3),
         "runs": statistics.median(r.runs for r in done),
+        "levels": statistics.median(r.levels for r in done),
         "executing_s": executing,
         "executing_ratio": round(executing / baseline, 3),
         "no_run_unfinished_s": statistics.median(r.no_run_unfinished_s for r in done),
@@ -442,8 +452,16 @@ def run(
     if floors:
         figures["floor"] = {
             key: statistics.median(f[key] for f in floors)
-            for key in ("backfill_server_s", "runs", "levels", "executing_s", "run_s_median")
-        } | {"no_run_executing_s": statistics.median(f["no_run_executing_s"] for f in floors)}
+            for key in (
+                "backfill_server_s",
+                "runs",
+                "levels",
+                "executing_s",
+                "no_run_executing_s",
+                "run_s_median",
+                "queued_s_median",
+            )
+        }
         figures["floors"] = floors
     return figures
 

@@ -3,7 +3,8 @@ daemon (``benchmarks/bench_ui_backfill.py --floor``).
 
 Same keys, same edges, the same dynamic ``month`` partitions and ``BackfillPolicy``
 (``MLOPS_MONTHS_PER_RUN`` months per run) on the same assets, unpartitioned model assets
-between them; every body returns nothing (no storage, no MLflow). A backfill of everything
+between them, the local profile's in-process executor; every body returns nothing (no
+storage, no MLflow). A backfill of everything
 here takes the run shapes and dependency levels of the real one, so its time is what the
 daemon, the run queue and each run's process cost without any work.
 """
@@ -45,5 +46,6 @@ defs = dg.Definitions(
         _model("registered_model", ["trained_model", "model_evaluation"]),
         _month("flight_delay_predictions", ["flight_features", "registered_model"]),
         _month("feature_drift", ["flight_features", "registered_model"]),
-    ]
+    ],
+    executor=dg.in_process_executor,
 )
