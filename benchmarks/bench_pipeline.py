@@ -5,7 +5,8 @@ the model, the scoring in batches: the runs of a backfill of everything) with th
 executor and instance settings (deploy/local/dagster.yaml), on a persistent Dagster home and
 MLflow store made by one warm-up run (as on any day after the first); then
 ``benchmarks/plain_pipeline.py``. Prints JSON with the medians, the ratio of the medians, the
-median of the paired ratios and the held-out metrics.
+median of the paired ratios and the held-out metrics; and the plain script's drift time, with
+the ratio to the plain script without it (as it was before it measured drift).
 Usage: python benchmarks/bench_pipeline.py [--repeats N]
 """
 
@@ -74,13 +75,14 @@ def run(repeats: int) -> dict[str, Any]:
         dagster = [str(BIN / "mlops-assets"), "materialize"]
         plain = [str(BIN / "python"), "benchmarks/plain_pipeline.py", str(source), scratch + "/p"]
         first_run, _ = timed(dagster, env)  # creates the Dagster and MLflow stores
-        pipeline_times, plain_times = [], []
+        pipeline_times, plain_times, drift_times = [], [], []
         plain_metrics: dict[str, float] = {}
         for _ in range(repeats):
             pipeline_times.append(timed(dagster, env)[0])
             elapsed, out = timed(plain, env)
             plain_times.append(elapsed)
             plain_metrics = json.loads(out.strip().splitlines()[-1])
+            drift_times.append(plain_metrics["drift_s"])
     pipeline, baseline = statistics.median(pipeline_times), statistics.median(plain_times)
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -95,6 +97,12 @@ def run(repeats: int) -> dict[str, Any]:
         ),
         "pipeline_runs_s": [round(t, 2) for t in pipeline_times],
         "plain_runs_s": [round(t, 2) for t in plain_times],
+        "plain_drift_s": round(statistics.median(drift_times), 2),
+        "ratio_to_plain_without_drift": round(
+            pipeline
+            / statistics.median(p - d for p, d in zip(plain_times, drift_times, strict=True)),
+            3,
+        ),
         "holdout_roc_auc": round(plain_metrics["roc_auc"], 4),
         "holdout_pr_auc": round(plain_metrics["pr_auc"], 4),
         "holdout_log_loss": round(plain_metrics["log_loss"], 4),
