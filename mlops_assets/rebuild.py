@@ -122,30 +122,24 @@ def _worker_pool(size: int) -> Iterator[ProcessPoolExecutor]:
         resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
 
 
-def _map_batches(
-    pool: ProcessPoolExecutor,
-    ref: InstanceRef,
-    job_name: str,
-    runs: list[Batch],
-    selection: Sequence[str] | None = None,
-) -> list[str]:
-    """Run ``job_name`` on every batch in the pool's workers; the run ids, in batch order."""
-    n = len(runs)
-    return list(pool.map(_batch_in_worker, [ref] * n, [job_name] * n, runs, [selection] * n))
-
-
 def _run_batches(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     job_name: str,
     runs: list[Batch],
     workers: int,
+    selection: Sequence[str] | None = None,
 ) -> list[str]:
-    """Run ``job_name`` on every batch: here one after the other, or ``workers`` at a time."""
+    """Run ``job_name`` (on ``selection``) on every batch; the run ids, in batch order.
+
+    One batch after the other in this process, or ``workers`` at a time in worker processes.
+    """
     if workers <= 1 or len(runs) <= 1:
-        return [_execute(defs, instance, job_name, batch) for batch in runs]
-    with _worker_pool(min(workers, len(runs))) as pool:
-        return _map_batches(pool, instance.get_ref(), job_name, runs)
+        return [_execute(defs, instance, job_name, batch, selection=selection) for batch in runs]
+    n = len(runs)
+    ref = instance.get_ref()
+    with _worker_pool(min(workers, n)) as pool:
+        return list(pool.map(_batch_in_worker, [ref] * n, [job_name] * n, runs, [selection] * n))
 
 
 def ingest(
@@ -168,10 +162,7 @@ def ingest(
         raise RebuildError(f"no complete month in {root}; run `mlops-assets seed` first")
     register_months(instance, months)
     runs = batches(instance, months)
-    if workers <= 1 or len(runs) <= 1:
-        return [_execute(defs, instance, "month_job", batch, selection=INGESTED) for batch in runs]
-    with _worker_pool(min(workers, len(runs))) as pool:
-        return _map_batches(pool, instance.get_ref(), "month_job", runs, INGESTED)
+    return _run_batches(defs, instance, "month_job", runs, workers, INGESTED)
 
 
 def score(defs: dg.Definitions, instance: dg.DagsterInstance, workers: int = 1) -> list[str]:
