@@ -5,8 +5,10 @@ the model, the scoring in batches: the runs of a backfill of everything) with th
 executor and instance settings (deploy/local/dagster.yaml), on a persistent Dagster home and
 MLflow store made by one warm-up run (as on any day after the first); then
 ``benchmarks/plain_pipeline.py``. Prints JSON with the medians, the ratio of the medians, the
-median of the paired ratios and the held-out metrics; and the plain script's drift time, with
-the ratio to the plain script without it (as it was before it measured drift).
+median of the paired ratios and the held-out metrics; the plain script's drift time, with
+the ratio to the plain script without it (as it was before it measured drift); and the
+year's scoring: the command's ``scoring_job`` runs (start to end; they run one after the
+other) against the plain script's scoring and drift of every month.
 Usage: python benchmarks/bench_pipeline.py [--repeats N]
 """
 
@@ -22,8 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import dagster as dg
 
 from mlops_assets import landing, settings
 
@@ -65,6 +70,18 @@ def scratch_project(scratch: Path, source: Path) -> tuple[Path, dict[str, str]]:
     return data, local_environment(data, home)
 
 
+def scoring_seconds(home: Path, since: float) -> float:
+    """Seconds the ``scoring_job`` runs created after ``since`` took, each from its start to
+    its end (``mlops-assets materialize`` runs them one after the other)."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_run_records(
+            dg.RunsFilter(job_name="scoring_job", created_after=datetime.fromtimestamp(since, UTC))
+        )
+    if not records or any(r.start_time is None or r.end_time is None for r in records):
+        raise RuntimeError(f"no finished scoring_job run since {since} in {home}")
+    return sum(float(r.end_time or 0) - float(r.start_time or 0) for r in records)
+
+
 def run(repeats: int) -> dict[str, Any]:
     """Measure and return the figures."""
     source = settings.landing_dir()
@@ -76,13 +93,17 @@ def run(repeats: int) -> dict[str, Any]:
         plain = [str(BIN / "python"), "benchmarks/plain_pipeline.py", str(source), scratch + "/p"]
         first_run, _ = timed(dagster, env)  # creates the Dagster and MLflow stores
         pipeline_times, plain_times, drift_times = [], [], []
+        scoring_times, plain_scoring_times = [], []
         plain_metrics: dict[str, float] = {}
         for _ in range(repeats):
+            started = time.time()
             pipeline_times.append(timed(dagster, env)[0])
+            scoring_times.append(scoring_seconds(Path(env["DAGSTER_HOME"]), started))
             elapsed, out = timed(plain, env)
             plain_times.append(elapsed)
             plain_metrics = json.loads(out.strip().splitlines()[-1])
             drift_times.append(plain_metrics["drift_s"])
+            plain_scoring_times.append(plain_metrics["scoring_s"] + plain_metrics["drift_s"])
     pipeline, baseline = statistics.median(pipeline_times), statistics.median(plain_times)
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -98,6 +119,11 @@ def run(repeats: int) -> dict[str, Any]:
         "pipeline_runs_s": [round(t, 2) for t in pipeline_times],
         "plain_runs_s": [round(t, 2) for t in plain_times],
         "plain_drift_s": round(statistics.median(drift_times), 2),
+        "scoring_runs_s": round(statistics.median(scoring_times), 2),
+        "plain_scoring_and_drift_s": round(statistics.median(plain_scoring_times), 2),
+        "scoring_ratio": round(
+            statistics.median(scoring_times) / statistics.median(plain_scoring_times), 3
+        ),
         "ratio_to_plain_without_drift": round(
             pipeline
             / statistics.median(p - d for p, d in zip(plain_times, drift_times, strict=True)),
