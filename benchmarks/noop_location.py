@@ -4,9 +4,9 @@ daemon (``benchmarks/bench_ui_backfill.py --floor``).
 Same keys, same edges, the same dynamic ``month`` partitions and ``BackfillPolicy``
 (``MLOPS_MONTHS_PER_RUN`` months per run) on the same assets, unpartitioned model assets
 between them, the local profile's in-process executor; every body returns nothing (no
-storage, no MLflow). A backfill of everything
-here takes the run shapes and dependency levels of the real one, so its time is what the
-daemon, the run queue and each run's process cost without any work.
+storage, no MLflow). A backfill of everything here takes the run shapes and dependency
+levels of the real one, so its time is what the daemon, the run queue and each run's process
+cost without any work.
 """
 
 from __future__ import annotations
