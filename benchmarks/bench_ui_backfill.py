@@ -324,6 +324,44 @@ def stack_processes(dagster_home: Path) -> list[Process]:
     return found
 
 
+@dataclass
+class Backfilled:
+    """A backfill of everything, ended: its months, its wall time from the launch, its
+    creation and end on the server, and its runs as GraphQL returns them."""
+
+    months: int
+    elapsed_s: float
+    created: float
+    ended: float
+    runs: list[dict[str, Any]]
+
+    @property
+    def executing(self) -> list[tuple[float, float]]:
+        """Each run's span from its start to its end."""
+        return [(float(r["startTime"]), float(r["endTime"])) for r in self.runs]
+
+    @property
+    def shape(self) -> list[BackfillRun]:
+        """The runs, their times from the backfill's creation."""
+        return shape_of(self.runs, self.created)
+
+
+def backfill_everything(url: str, timeout: float) -> Backfilled:
+    """What *Materialize all* -> *All* -> *Launch backfill* launches, waited for."""
+    assets, months = every_asset_and_month(url)
+    launched = time.perf_counter()
+    backfill_id = launch_backfill(url, assets, months)
+    record = wait_for_backfill(url, backfill_id, timeout)
+    elapsed = time.perf_counter() - launched
+    return Backfilled(
+        months=len(months),
+        elapsed_s=elapsed,
+        created=float(record["timestamp"]),
+        ended=float(record["endTimestamp"]),
+        runs=backfill_runs(url, backfill_id),
+    )
+
+
 def repetition(source: Path, last: str | None, scratch: Path, timeout: float) -> Repetition:
     """Start the stack, backfill everything from its GraphQL API, stop it; then the plain
     script on the same months."""
@@ -331,39 +369,34 @@ def repetition(source: Path, last: str | None, scratch: Path, timeout: float) ->
     started = time.perf_counter()
     with local_stack(scratch / "stack", landing_dir) as stack:
         stack_start = time.perf_counter() - started
-        assets, months = every_asset_and_month(stack.dagster_url)
-        launched = time.perf_counter()
-        backfill_id = launch_backfill(stack.dagster_url, assets, months)
-        record = wait_for_backfill(stack.dagster_url, backfill_id, timeout)
-        elapsed = time.perf_counter() - launched
+        done = backfill_everything(stack.dagster_url, timeout)
         processes = stack_processes(stack.dagster_home)
-        runs = backfill_runs(stack.dagster_url, backfill_id)
         every_run = int(graphql(stack.dagster_url, RUN_COUNT)["runsOrError"]["count"])
-    created, ended = float(record["timestamp"]), float(record["endTimestamp"])
+    created, ended, runs = done.created, done.ended, done.runs
     unfinished = [(float(r["creationTime"]), float(r["endTime"])) for r in runs]
-    executing = [(float(r["startTime"]), float(r["endTime"])) for r in runs]
     gaps = uncovered(unfinished, created, ended)
+    shape = done.shape
     plain_out = scratch / "plain"
     plain_env = local_environment(plain_out / "data", plain_out / "dagster_home")
     command = [str(BIN / "python"), "benchmarks/plain_pipeline.py", str(landing_dir)]
     plain_s, out = timed([*command, str(plain_out)], plain_env)
     return Repetition(
-        months=len(months),
+        months=done.months,
         stack_start_s=round(stack_start, 2),
-        backfill_s=round(elapsed, 2),
+        backfill_s=round(done.elapsed_s, 2),
         backfill_server_s=round(ended - created, 2),
         runs=len(runs),
-        levels=levels(shape_of(runs, created)),
+        levels=levels(shape),
         other_runs=every_run - len(runs),
         no_run_unfinished_s=round(sum(gaps), 1),
-        no_run_executing_s=round(sum(uncovered(executing, created, ended)), 1),
-        executing_s=round(union(executing), 1),
+        no_run_executing_s=round(sum(uncovered(done.executing, created, ended)), 1),
+        executing_s=round(union(done.executing), 1),
         gaps_without_a_run_s=[round(gap, 1) for gap in gaps],
         stack_rss_mb=round(sum(p.rss_mb for p in processes), 1),
         stack_pss_mb=round(sum(p.pss_mb for p in processes), 1),
         plain_s=round(plain_s, 2),
         plain_roc_auc=round(json.loads(out.strip().splitlines()[-1])["roc_auc"], 4),
-        shape=shape_of(runs, created),
+        shape=shape,
         processes=processes,
     )
 
@@ -387,27 +420,21 @@ def noop_stack(root: Path, months: list[str]) -> Iterator[str]:
 def floor(months: list[str], scratch: Path, timeout: float) -> dict[str, Any]:
     """The same backfill on the no-op graph: its runs, levels, waits and per-run cost."""
     with noop_stack(scratch, months) as url:
-        assets, listed = every_asset_and_month(url)
-        launched = time.perf_counter()
-        backfill_id = launch_backfill(url, assets, listed)
-        record = wait_for_backfill(url, backfill_id, timeout)
-        elapsed = time.perf_counter() - launched
-        runs = backfill_runs(url, backfill_id)
-    created, ended = float(record["timestamp"]), float(record["endTimestamp"])
-    executing = [(float(r["startTime"]), float(r["endTime"])) for r in runs]
-    shape = shape_of(runs, created)
+        done = backfill_everything(url, timeout)
+    shape = done.shape
     return {
-        "backfill_s": round(elapsed, 2),
-        "backfill_server_s": round(ended - created, 2),
-        "runs": len(runs),
+        "backfill_s": round(done.elapsed_s, 2),
+        "backfill_server_s": round(done.ended - done.created, 2),
+        "runs": len(done.runs),
         "levels": levels(shape),
-        "executing_s": round(union(executing), 1),
-        "no_run_executing_s": round(sum(uncovered(executing, created, ended)), 1),
-        "run_s_median": round(statistics.median(high - low for low, high in executing), 2),
+        "executing_s": round(union(done.executing), 1),
+        "no_run_executing_s": round(sum(uncovered(done.executing, done.created, done.ended)), 1),
+        "run_s_median": round(statistics.median(high - low for low, high in done.executing), 2),
         "queued_s_median": round(
-            statistics.median(float(r["startTime"]) - float(r["creationTime"]) for r in runs), 2
+            statistics.median(float(r["startTime"]) - float(r["creationTime"]) for r in done.runs),
+            2,
         ),
-        "shape": [asdict(r) for r in shape],
+        "shape": [asdict(run) for run in shape],
     }
 
 

@@ -459,44 +459,29 @@ def _serving(
         server.stop()
 
 
-def webserver(module: str, env: dict[str, str], logs: Path) -> AbstractContextManager[str]:
-    """``dagster-webserver`` for ``module`` on a free loopback port; yields its URL."""
+def _dagster_ui(
+    name: str, program: list[str], module: str, env: dict[str, str], logs: Path
+) -> AbstractContextManager[str]:
+    """``program`` (a Dagster webserver command) for ``module`` on a free loopback port, ready
+    once its code location has loaded; yields its URL."""
     return _serving(
-        "webserver",
-        lambda port: [
-            str(BIN / "dagster-webserver"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-m",
-            module,
-        ],
+        name,
+        lambda port: [*program, "-h", "127.0.0.1", "-p", str(port), "-m", module],
         env,
         logs,
         code_location_loaded,
     )
+
+
+def webserver(module: str, env: dict[str, str], logs: Path) -> AbstractContextManager[str]:
+    """``dagster-webserver`` for ``module`` on a free loopback port; yields its URL."""
+    return _dagster_ui("webserver", [str(BIN / "dagster-webserver")], module, env, logs)
 
 
 def dagster_dev(module: str, env: dict[str, str], logs: Path) -> AbstractContextManager[str]:
     """``dagster dev`` (webserver and daemon) for ``module`` on a free loopback port; yields
     its URL."""
-    return _serving(
-        "dagster-dev",
-        lambda port: [
-            str(BIN / "dagster"),
-            "dev",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-m",
-            module,
-        ],
-        env,
-        logs,
-        code_location_loaded,
-    )
+    return _dagster_ui("dagster-dev", [str(BIN / "dagster"), "dev"], module, env, logs)
 
 
 def model_server(model_uri: str, env: dict[str, str], logs: Path) -> AbstractContextManager[str]:
