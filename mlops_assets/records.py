@@ -24,6 +24,10 @@ class ModelReference(BaseModel):
     search: str = ""
     """``full`` (candidates searched) or ``refit`` (the last search's choice refitted)."""
     provenance: dict[str, str] = {}
+    threshold: float | None = None
+    """The operating threshold chosen on the validation month (None: the evaluation's own)."""
+    backtest: list[dict[str, float | int | str]] = []
+    """The rolling backtest's folds before the held-out month (``mlops_assets.ml.backtest``)."""
 
 
 class ChampionComparison(BaseModel):

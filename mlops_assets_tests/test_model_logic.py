@@ -8,6 +8,7 @@ import pytest
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 
+from mlops_assets.ml import promotion
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.evaluation import classification_metrics, feature_importance
 from mlops_assets.ml.promotion import (
@@ -15,7 +16,9 @@ from mlops_assets.ml.promotion import (
     GateSettings,
     _weighted_aucs,
     absolute_floor_gate,
+    bootstrap_aucs,
     champion_gate,
+    departure_days,
     paired_bootstrap_auc,
 )
 from mlops_assets.ml.training import TrainingSettings, temporal_split, train_classifier
@@ -122,12 +125,24 @@ def _held_out(rows: int = 4000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
     return y, signal
 
 
-def _gate(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray) -> GateDecision:
+def _days(rows: int, days: int = 30) -> np.ndarray:
+    return np.arange(rows) % days
+
+
+def _gate(
+    y: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    settings: GateSettings | None = None,
+) -> GateDecision:
     def metrics(p: np.ndarray) -> dict[str, float]:
         return classification_metrics(y, p, threshold=0.5).as_dict()
 
-    comparison = paired_bootstrap_auc(y, challenger, champion, seed=1)
-    return champion_gate(metrics(challenger), comparison, metrics(champion), GateSettings())
+    comparison = paired_bootstrap_auc(y, challenger, champion, _days(len(y)), seed=1)
+    assert comparison.blocks == 30
+    return champion_gate(
+        metrics(challenger), comparison, metrics(champion), settings or GateSettings()
+    )
 
 
 def test_a_clearly_better_challenger_is_promoted() -> None:
@@ -138,11 +153,16 @@ def test_a_clearly_better_challenger_is_promoted() -> None:
     assert decision.reason.startswith("promoted")
 
 
-def test_an_identical_challenger_is_not_promoted_for_want_of_an_effect() -> None:
+def test_an_identical_challenger_is_not_measurably_better() -> None:
     y, signal = _held_out()
     decision = _gate(y, signal, signal.copy())
     assert not decision.promote
-    assert "difference +0.0000 < minimum effect 0.0020" in decision.reason
+    assert (
+        "AUC difference +0.0000, 95% interval [+0.0000, +0.0000] (1000 resamples, 30 days "
+        "resampled): lower bound not above +0.0010 (not measurably better)" in decision.reason
+    )
+    # A negative bound is a non-inferiority rule: the same model passes it.
+    assert _gate(y, signal, signal.copy(), GateSettings(min_lower_bound=-0.005)).promote
 
 
 def test_a_worse_challenger_keeps_the_champion() -> None:
@@ -150,7 +170,21 @@ def test_a_worse_challenger_keeps_the_champion() -> None:
     noisy = np.clip(signal + np.random.default_rng(9).normal(0, 0.3, len(y)), 0.01, 0.99)
     decision = _gate(y, noisy, signal)
     assert not decision.promote
-    assert "not above -0.0050 (not worse)" in decision.reason
+    assert "not measurably better" in decision.reason
+    assert not _gate(y, noisy, signal, GateSettings(min_lower_bound=-0.005)).promote
+
+
+def test_a_challenger_better_on_the_point_estimate_only_is_not_promoted() -> None:
+    y, signal = _held_out()
+    challenger, champion = (
+        np.clip(signal + np.random.default_rng(seed).normal(0, 0.1, len(y)), 0.01, 0.99)
+        for seed in (6, 7)
+    )
+    comparison = paired_bootstrap_auc(y, challenger, champion, _days(len(y)), seed=1)
+    # Better by more than the old rule's minimum effect (0.002), but within the noise.
+    assert comparison.delta > 0.002 and comparison.low < 0
+    decision = _gate(y, challenger, champion)
+    assert not decision.promote and "not measurably better" in decision.reason
 
 
 def test_a_better_ranking_with_worse_calibration_keeps_the_champion() -> None:
@@ -181,7 +215,87 @@ def test_without_a_champion_the_floor_decides() -> None:
 )
 def test_the_bootstrap_refuses_unusable_settings(kwargs: dict[str, float], message: str) -> None:
     y, signal = _held_out(rows=100)
+    days = _days(100)
     with pytest.raises(ValueError, match=message):
-        paired_bootstrap_auc(y, signal, signal, **kwargs)  # type: ignore[arg-type]
+        paired_bootstrap_auc(y, signal, signal, days, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="same rows"):
-        paired_bootstrap_auc(y, signal, signal[:-1])
+        paired_bootstrap_auc(y, signal, signal[:-1], days)
+    with pytest.raises(ValueError, match="same rows"):
+        paired_bootstrap_auc(y, signal, signal, days[:-1])
+
+
+def test_the_block_bootstrap_refuses_blocks_it_cannot_resample() -> None:
+    y, signal = _held_out(rows=100)
+    with pytest.raises(ValueError, match="fall in 1 block"):
+        paired_bootstrap_auc(y, signal, signal, np.zeros(100))
+    # Two days, one with late flights only, one with on-time flights only: some resamples
+    # draw one of them twice and hold a single class.
+    with pytest.raises(ValueError, match="single class: too few blocks"):
+        paired_bootstrap_auc(y, signal, signal, y.copy())
+
+
+def test_a_resample_weights_every_row_by_how_often_its_day_was_drawn() -> None:
+    y, signal = _held_out(rows=600)
+    days = _days(600, days=12)
+    scored = bootstrap_aucs(y, [signal], days, resamples=1000, seed=5)
+    # The first resample, drawn by hand: 12 days with replacement, each with all its rows.
+    drawn = np.random.default_rng(5).integers(0, 12, size=(100, 12))[0]
+    rows = np.concatenate([np.flatnonzero(days == day) for day in drawn])
+    assert scored.resampled[0, 0] == pytest.approx(roc_auc_score(y[rows], signal[rows]))
+    assert scored.aucs[0] == pytest.approx(roc_auc_score(y, signal))
+    assert scored.blocks == 12
+
+
+def test_the_block_matrix_and_the_row_weights_give_the_same_resamples(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    y, signal = _held_out(rows=3000)
+    rounded = np.round(signal, 2)  # many ties
+    days = np.random.default_rng(2).integers(0, 31, 3000)
+    by_matrix = bootstrap_aucs(y, [signal, rounded], days, seed=7)
+    monkeypatch.setattr(promotion, "_MATRIX_BLOCKS", 0)
+    by_weights = bootstrap_aucs(y, [signal, rounded], days, seed=7)
+    np.testing.assert_allclose(by_matrix.resampled, by_weights.resampled, rtol=0, atol=1e-12)
+    assert by_matrix.compare(0, 1) == by_weights.compare(0, 1)
+
+
+def test_a_shared_daily_shock_widens_the_day_interval_but_not_the_row_one() -> None:
+    """Positive control: when a day's flights share a shock, rows are not independent."""
+    rng = np.random.default_rng(11)
+    days = np.repeat(np.arange(30), 200)
+    shock = rng.normal(0, 1.0, 30)[days]  # a day both models misjudge, differently
+    y = rng.integers(0, 2, len(days))
+    base = (y - 0.5) * 0.6 + rng.normal(0, 0.5, len(days))
+    challenger = base + np.where(y == 1, 1, -1) * 0.1 * shock
+    champion = base - np.where(y == 1, 1, -1) * 0.1 * shock
+    by_day = paired_bootstrap_auc(y, challenger, champion, days)
+    by_row = paired_bootstrap_auc(y, challenger, champion, np.arange(len(days)))
+    assert (by_row.high - by_row.low) < 0.6 * (by_day.high - by_day.low)
+    calm = np.arange(len(days)) % 30  # the same rows in days without a shared shock
+    shuffled = rng.permutation(calm)
+    by_calm_day = paired_bootstrap_auc(y, challenger, champion, shuffled)
+    assert (by_row.high - by_row.low) == pytest.approx(by_calm_day.high - by_calm_day.low, rel=0.25)
+
+
+@pytest.mark.parametrize(
+    ("utc", "local_day"),
+    [
+        ("2013-01-02 03:30", "2013-01-01"),  # 22:30 the evening before (EST, UTC-5)
+        ("2013-01-02 05:00", "2013-01-02"),  # midnight
+        ("2013-07-01 03:30", "2013-06-30"),  # 23:30 (EDT, UTC-4)
+        ("2013-07-01 04:00", "2013-07-01"),
+    ],
+)
+def test_a_flight_s_day_is_the_local_date_of_its_scheduled_departure(
+    utc: str, local_day: str
+) -> None:
+    naive = pd.Series(pd.to_datetime([utc]))
+    assert departure_days(naive)[0] == np.datetime64(local_day)
+    assert departure_days(naive.dt.tz_localize("UTC"))[0] == np.datetime64(local_day)
+
+
+def test_departure_days_refuse_missing_or_untimed_rows() -> None:
+    with pytest.raises(ValueError, match="1 of 2 rows have no scheduled departure"):
+        departure_days(pd.Series(pd.to_datetime(["2013-01-01 10:00", None])))
+    with pytest.raises(ValueError, match="must be times"):
+        departure_days(pd.Series(["2013-01-01 10:00"]))

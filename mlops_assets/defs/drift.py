@@ -51,7 +51,9 @@ class DriftConfig(dg.Config):
         default=list(SEASONAL_FEATURES),
         description="Features measured and shown, but that cannot fail the check alone: a "
         "month's weather is a narrow slice of a multi-month training window (2013: temp PSI "
-        "1.2 to 3.1 every month). Empty the list to let them fail it too.",
+        "1.2 to 3.1 every month); the 28-day histories' flight counts follow the schedule's "
+        "calendar and start from nothing in the data's first month. Empty the list to let "
+        "them fail it too.",
     )
 
 

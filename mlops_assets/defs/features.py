@@ -49,7 +49,8 @@ class FeatureConfig(dg.Config):
     )
     null_share_limits: dict[str, float] = Field(
         # 2013's worst months: plane attributes 18% missing (tails not in the planes table),
-        # previous leg 52% (first leg of the day), wind_gust 86%, pressure 18%.
+        # previous leg 52% (first leg of the day; its arrival 54%), wind_gust 86%, pressure
+        # 18%, flight-number history 10% (January).
         default={
             **{
                 column: 0.3
@@ -65,6 +66,15 @@ class FeatureConfig(dg.Config):
             },
             "tail_prev_leg_delay": 0.7,
             "tail_sched_gap_minutes": 0.7,
+            **dict.fromkeys(
+                ("tail_prev_arr_delay", "tail_prev_arr_exact", "tail_turn_slack_minutes"), 0.7
+            ),
+            # January has no December 2012 behind it: its first days have no history.
+            **{
+                f"{group}_hist_{measure}": 0.3
+                for group in ("flight", "route_hour")
+                for measure in ("arr_delay", "delayed_share")
+            },
             "wind_gust": 0.97,
             "pressure": 0.35,
         },
@@ -76,7 +86,7 @@ class FeatureConfig(dg.Config):
     "flight_features",
     group_name="features",
     kinds={"pandas"},
-    code_version="3",  # 3: weather known one hour after its label
+    code_version="4",  # 4: arrivals known once landed, 28-day histories
     retry_policy=FILE_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     dagster_type=table_type("flight_features"),

@@ -22,7 +22,8 @@ from mlops_assets.resources.io_managers import StoredPartitions
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_assets.ml.candidates import SearchRecord, SearchSpace
+    from mlops_assets.ml.backtest import Fold
+    from mlops_assets.ml.candidates import SearchRecord, SearchSpace, TrainingOutcome
     from mlops_assets.ml.training import RowSample, TemporalSplit
 
 
@@ -79,6 +80,48 @@ class TrainingConfig(dg.Config):
         ge=0,
         description="Candidates fitted at once, each in its own process; 0 means one per two "
         "cores (the boosting itself uses every core it is given).",
+    )
+    calibration: Literal["none", "sigmoid"] = Field(
+        default="none",
+        description="none: the booster's own probabilities, refitted on every training month. "
+        "sigmoid: fitted on the training months but the last, its probabilities mapped by a "
+        "sigmoid fitted on the last (the validation month). Measured on 2013's last four "
+        "months, the map made the next month's calibration worse every time (README).",
+    )
+    backtest_months: int = Field(
+        default=4,
+        ge=0,
+        le=12,
+        description="Rolling backtest: the chosen configuration refitted on the months before "
+        "each of the last N months and scored on it (the held-out month's fold is the "
+        "evaluation itself); 0 or 1 runs no extra fit.",
+    )
+
+
+def backtest_folds(
+    by_month: "Mapping[str, pd.DataFrame]",
+    holdout_month: str,
+    outcome: "TrainingOutcome",
+    config: TrainingConfig,
+) -> "list[Fold]":
+    """The backtest's folds before the held-out month: the chosen configuration refitted."""
+    from mlops_assets.ml.backtest import backtest_months, rolling_backtest
+    from mlops_assets.ml.candidates import refit
+
+    months = backtest_months([*by_month, holdout_month], config.backtest_months)
+    return rolling_backtest(
+        by_month,
+        [month for month in months if month != holdout_month],
+        lambda before: (
+            refit(
+                before,
+                outcome.chosen,
+                config.random_seed,
+                "backtest",
+                config.calibration,
+                outcome.threshold,
+            ).model
+        ),
     )
 
 
@@ -142,6 +185,7 @@ def training_data(features: StoredPartitions, config: TrainingConfig) -> Trainin
     Raises:
         dg.Failure: With fewer than two months, or a single class on either side.
     """
+    from mlops_assets.ml.candidates import VALIDATION_KEYS
     from mlops_assets.ml.training import (
         TRAINING_COLUMNS,
         compact_features,
@@ -155,12 +199,19 @@ def training_data(features: StoredPartitions, config: TrainingConfig) -> Trainin
             description=f"training needs at least two months of {features.asset}, got {months}",
             allow_retries=False,
         )
+    validation_month = months[-2]  # the last training month: the candidates' comparison
     train, sample = read_training_months(
         months[:-1],
         features.count_rows,
-        lambda month: features.read(month, TRAINING_COLUMNS),
+        lambda month: features.read(
+            month,
+            [*TRAINING_COLUMNS, *VALIDATION_KEYS]
+            if month == validation_month
+            else TRAINING_COLUMNS,
+        ),
         budget=config.row_budget,
         seed=config.random_seed,
+        validation_columns=VALIDATION_KEYS,
     )
     holdout = compact_features(features.read(months[-1], TRAINING_COLUMNS))
     try:
@@ -190,7 +241,7 @@ def candidate_workers(config: TrainingConfig) -> int:
     group_name="training",
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
-    code_version="5",  # 5: a new month refits the last search's choice
+    code_version="6",  # 6: cheapest candidate within the noise, its threshold, a backtest
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
@@ -256,16 +307,29 @@ def trained_model(
         context.log.info(decision.reason)
         path = "full" if decision.search else "refit"  # decide_search searches without one
         if previous is None or decision.search:
-            outcome = select_and_train(data.by_month, space, workers=candidate_workers(config))
+            outcome = select_and_train(
+                data.by_month,
+                space,
+                workers=candidate_workers(config),
+                calibration=config.calibration,
+            )
             # With one training month nothing was compared: nothing to refit later.
             record = (
-                SearchRecord(fingerprint, outcome.chosen, context.run_id)
-                if outcome.validation_month
+                SearchRecord(fingerprint, outcome.chosen, context.run_id, outcome.threshold)
+                if outcome.results
                 else None
             )
         else:
-            outcome = refit(data.by_month, previous.chosen, config.random_seed, decision.reason)
+            outcome = refit(
+                data.by_month,
+                previous.chosen,
+                config.random_seed,
+                decision.reason,
+                config.calibration,
+                previous.threshold,
+            )
             record = previous
+        folds = backtest_folds(data.by_month, split.holdout_month, outcome, config)
         for result in outcome.results:
             with mlflow.start_run(
                 experiment_id=run.experiment_id,
@@ -286,6 +350,15 @@ def trained_model(
                         "validation_log_loss": result.log_loss,
                         "validation_brier": result.brier,
                         "fit_seconds": result.fit_seconds,
+                        **(
+                            {
+                                "auc_gap_to_best": result.gap.delta,
+                                "auc_gap_low": result.gap.low,
+                                "auc_gap_high": result.gap.high,
+                            }
+                            if result.gap
+                            else {}
+                        ),
                     }
                 )
         mlflow.set_tags(
@@ -297,6 +370,28 @@ def trained_model(
             }
         )
         mlflow.log_params({f"chosen.{k}": v for k, v in outcome.chosen.params.items()})
+        mlflow.log_metrics(
+            {
+                **(
+                    {"operating_threshold": outcome.threshold}
+                    if outcome.threshold is not None
+                    else {}
+                ),
+                **(
+                    {
+                        "validation_calibration_error_before": outcome.calibration.error_before,
+                        "validation_calibration_error_after": outcome.calibration.error_after,
+                    }
+                    if outcome.calibration
+                    else {}
+                ),
+                **{
+                    f"backtest_{fold.month}_{name}": value
+                    for fold in folds
+                    for name, value in fold.metrics.items()
+                },
+            }
+        )
         mlflow.set_tag("subsampled", str(sample.subsampled).lower())
         mlflow.log_metrics(
             {
@@ -326,6 +421,8 @@ def trained_model(
         validation_month=outcome.validation_month,
         search=path,
         provenance=tags,
+        threshold=outcome.threshold,
+        backtest=[fold.as_row() for fold in folds],
     )
     rows = [result.as_row() for result in outcome.results]
     return dg.Output(
@@ -347,6 +444,12 @@ def trained_model(
                 ),
             ),
             "validation_month": dg.MetadataValue.text(outcome.validation_month or "none"),
+            "operating_threshold": dg.MetadataValue.float(
+                outcome.threshold if outcome.threshold is not None else float("nan")
+            ),
+            "calibration": dg.MetadataValue.json(
+                outcome.calibration.as_dict() if outcome.calibration else {"mode": "none"}
+            ),
             "train_rows": dg.MetadataValue.int(len(split.train)),
             **sample_metadata(sample),
             "partitions": dg.MetadataValue.json(sorted(flight_features)),

@@ -2,9 +2,15 @@
 
 Candidates are fitted on the training months but the last, and compared on that last
 training month (the validation month, which precedes the held-out month): the held-out
-month stays untouched until the chosen model is evaluated. The winner is then refitted on
-every training month. Everything is seeded, so the same rows and settings give the same
-choice and the same model.
+month stays untouched until the chosen model is evaluated. A boosting candidate is also
+scored at fewer trees of the same fit (``STAGED_TREES``), each a candidate of its own. Each
+candidate's validation ROC AUC gets a paired day-block bootstrap interval of AUC(best) -
+AUC(candidate) (the promotion gate's machinery); the chosen candidate is the cheapest whose
+interval's upper bound is below ``SELECTION_MARGIN`` (0.005), i.e. at most that much worse
+than the best with 95% confidence. It is then fitted on the training months
+(``CalibrationMode``) and its operating threshold taken from the validation month.
+Everything is seeded, so the same rows and settings give the same choice and the same
+model.
 
 A search costs several fits; a new month rarely changes which configuration wins. So a
 retraining either searches (:func:`select_and_train`) or refits the configuration the last
@@ -19,7 +25,7 @@ import itertools
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -31,10 +37,34 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from mlops_assets.ml.calibration import Calibration, calibrate, f1_threshold
 from mlops_assets.ml.columns import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES, TARGET
-from mlops_assets.ml.training import TrainingSettings, build_classifier, concat_months
+from mlops_assets.ml.promotion import (
+    DEPARTURE_COLUMN,
+    AucComparison,
+    bootstrap_aucs,
+    departure_days,
+)
+from mlops_assets.ml.training import (
+    TrainingSettings,
+    build_classifier,
+    compact_features,
+    concat_months,
+)
 
 LOGISTIC, BOOSTING = "logistic_regression", "hist_gradient_boosting"
+
+STAGED_TREES: tuple[int, ...] = (50, 100, 200)
+"""Tree counts a boosting candidate is also scored at (those below its ``max_iter``)."""
+VALIDATION_KEYS: tuple[str, ...] = (DEPARTURE_COLUMN,)
+"""What the comparison reads of the validation month besides the model's columns."""
+SELECTION_RESAMPLES = 1000
+"""Day-block bootstrap resamples of the validation month (seeded with the search's seed)."""
+SELECTION_CONFIDENCE = 0.95
+"""Two-sided confidence of each candidate's interval against the best."""
+SELECTION_MARGIN = 0.005
+"""A cheaper candidate wins when it is, with that confidence, at most this much ROC AUC worse
+than the best (the upper bound of its gap's interval is below it)."""
 
 
 @dataclass(frozen=True)
@@ -71,23 +101,71 @@ class SearchSpace:
     random_seed: int = 42
 
 
+def candidate_cost(candidate: Candidate) -> tuple[int, float]:
+    """A deterministic cost to order candidates by: the baseline, then trees x leaves.
+
+    Raises:
+        ValueError: For an unknown family.
+    """
+    if candidate.family == LOGISTIC:
+        return (0, 0.0)
+    if candidate.family == BOOSTING:
+        params = candidate.params
+        return (1, float(params["max_iter"]) * float(params["max_leaf_nodes"]))
+    raise ValueError(f"unknown model family {candidate.family!r} of candidate {candidate.name!r}")
+
+
+def describe_cost(candidate: Candidate) -> str:
+    """The cost :func:`candidate_cost` orders by, in words."""
+    if candidate.family == BOOSTING:
+        params = candidate.params
+        return f"{params['max_iter']} trees x {params['max_leaf_nodes']} leaves"
+    return candidate.family.replace("_", " ")
+
+
 @dataclass(frozen=True)
 class CandidateResult:
-    """A candidate's validation scores and how long its fit took."""
+    """A candidate's validation scores, how long its fit took, and its gap to the best.
+
+    Attributes:
+        fit_seconds: The fit's duration; the variants of one boosting fit at fewer trees
+            share it.
+        gap: AUC(best) - AUC(this candidate) on the validation month and its paired
+            day-block bootstrap interval (``challenger`` is the best; the best's own gap is
+            0); None until :func:`compare_candidates` compared the candidates.
+    """
 
     candidate: Candidate
     roc_auc: float
     log_loss: float
     brier: float
     fit_seconds: float
+    gap: AucComparison | None = None
+    threshold: float = 0.5
+    """The operating threshold of this candidate's probabilities on the validation month
+    (``mlops_assets.ml.calibration.THRESHOLD_RULE``)."""
+
+    @property
+    def within_margin(self) -> bool:
+        """Whether it is at most :data:`SELECTION_MARGIN` worse than the best, with confidence.
+
+        That is, the upper bound of the interval of AUC(best) - AUC(it) is below the margin.
+        An interval that merely includes 0 is not enough: a wide one (a weak baseline on a
+        noisy month) would let a candidate 0.03 worse through.
+        """
+        return self.gap is not None and self.gap.high < SELECTION_MARGIN
 
     def as_row(self) -> dict[str, float | int | str]:
         """The candidate as one row of the comparison table."""
+        gap = self.gap
         return {
             "candidate": self.candidate.name,
             "family": self.candidate.family,
             "params": ", ".join(f"{k}={v}" for k, v in sorted(self.candidate.params.items())),
             "validation_roc_auc": round(self.roc_auc, 6),
+            "auc_gap_to_best": round(gap.delta, 6) if gap else float("nan"),
+            "auc_gap_low": round(gap.low, 6) if gap else float("nan"),
+            "auc_gap_high": round(gap.high, 6) if gap else float("nan"),
             "validation_log_loss": round(self.log_loss, 6),
             "validation_brier": round(self.brier, 6),
             "fit_seconds": round(self.fit_seconds, 2),
@@ -96,12 +174,17 @@ class CandidateResult:
 
 @dataclass(frozen=True)
 class ValidationSplit:
-    """Rows the candidates are fitted on, and the month they are compared on."""
+    """Rows the candidates are fitted on, the month they are compared on, and its days.
+
+    Attributes:
+        days: The local day of each validation row (the comparison's bootstrap blocks).
+    """
 
     fit: pd.DataFrame
     validation: pd.DataFrame
     fit_months: list[str]
     validation_month: str
+    days: np.ndarray
 
 
 def propose_candidates(space: SearchSpace) -> list[Candidate]:
@@ -196,35 +279,110 @@ def fit_candidate(candidate: Candidate, train: pd.DataFrame, seed: int) -> Pipel
     return model
 
 
+def compact_training_months(
+    features_by_month: Mapping[str, pd.DataFrame],
+) -> dict[str, pd.DataFrame]:
+    """The training months in compact dtypes, as ``trained_model`` reads them.
+
+    Every month keeps the training columns; the last, the validation month, also keeps
+    ``VALIDATION_KEYS`` (see :func:`mlops_assets.ml.training.read_training_months`).
+    """
+    last = max(features_by_month)
+    return {
+        month: compact_features(rows, VALIDATION_KEYS if month == last else ())
+        for month, rows in features_by_month.items()
+    }
+
+
 def validation_split(features_by_month: Mapping[str, pd.DataFrame]) -> ValidationSplit | None:
     """Fit on every training month but the last; validate on the last (None with one month).
 
     Args:
-        features_by_month: The training months only (the held-out month excluded).
+        features_by_month: The training months only (the held-out month excluded); the
+            last carries ``VALIDATION_KEYS`` besides the model's columns.
+
+    Raises:
+        KeyError: When the validation month lacks its departure times.
     """
     months = sorted(features_by_month)
     if len(months) < 2:
         return None
+    validation = features_by_month[months[-1]]
+    if DEPARTURE_COLUMN not in validation.columns:
+        raise KeyError(
+            f"the validation month {months[-1]} lacks {DEPARTURE_COLUMN!r}: the candidates' "
+            "comparison resamples its days (see compact_training_months)"
+        )
     return ValidationSplit(
         fit=concat_months([features_by_month[m] for m in months[:-1]]),
-        validation=features_by_month[months[-1]],
+        validation=validation,
         fit_months=months[:-1],
         validation_month=months[-1],
+        days=departure_days(validation[DEPARTURE_COLUMN]),
     )
 
 
-def _score(candidate: Candidate, split: ValidationSplit, seed: int) -> CandidateResult:
+def staged_probabilities(
+    candidate: Candidate, model: Pipeline, rows: pd.DataFrame
+) -> list[tuple[Candidate, np.ndarray]]:
+    """A fitted boosting candidate's probabilities at each of ``STAGED_TREES`` and at all trees.
+
+    The model after ``k`` trees is the one ``max_iter=k`` fits (no early stopping), so each
+    stage is a candidate of its own, named ``<name>@<k>``, at the cost of one fit.
+
+    Args:
+        candidate: A boosting candidate.
+        model: Its fitted pipeline (encoder, then the booster).
+        rows: The feature rows to score.
+    """
+    trees = int(candidate.params["max_iter"])
+    stages = {k for k in STAGED_TREES if k < trees} | {trees}
+    encoded = model[:-1].transform(rows)
+    scored = []
+    for count, proba in enumerate(model[-1].staged_predict_proba(encoded), start=1):
+        if count in stages:
+            variant = (
+                candidate
+                if count == trees
+                else Candidate(
+                    f"{candidate.name}@{count}", BOOSTING, {**candidate.params, "max_iter": count}
+                )
+            )
+            scored.append((variant, proba[:, 1]))
+    return scored
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A fit's candidates (one, or a boosting fit's stages) and their probabilities."""
+
+    results: list[CandidateResult]
+    probabilities: list[np.ndarray]
+
+
+def _score(candidate: Candidate, split: ValidationSplit, seed: int) -> _Scored:
     started = time.perf_counter()
     model = fit_candidate(candidate, split.fit, seed)
     seconds = time.perf_counter() - started
-    proba = model.predict_proba(split.validation[list(FEATURE_COLUMNS)])[:, 1]
+    rows = split.validation[list(FEATURE_COLUMNS)]
+    if candidate.family == BOOSTING:
+        scored = staged_probabilities(candidate, model, rows)
+    else:
+        scored = [(candidate, model.predict_proba(rows)[:, 1])]
     y_true = split.validation[TARGET].to_numpy()
-    return CandidateResult(
-        candidate=candidate,
-        roc_auc=float(roc_auc_score(y_true, proba)),
-        log_loss=float(log_loss(y_true, proba, labels=[0, 1])),
-        brier=float(brier_score_loss(y_true, proba)),
-        fit_seconds=seconds,
+    return _Scored(
+        results=[
+            CandidateResult(
+                candidate=variant,
+                roc_auc=float(roc_auc_score(y_true, proba)),
+                log_loss=float(log_loss(y_true, proba, labels=[0, 1])),
+                brier=float(brier_score_loss(y_true, proba)),
+                fit_seconds=seconds,
+                threshold=f1_threshold(y_true, proba)[0],
+            )
+            for variant, proba in scored
+        ],
+        probabilities=[proba for _, proba in scored],
     )
 
 
@@ -238,24 +396,43 @@ def default_workers() -> int:
 def compare_candidates(
     candidates: Sequence[Candidate], split: ValidationSplit, seed: int, workers: int = 1
 ) -> list[CandidateResult]:
-    """Fit and score every candidate, ``workers`` at a time, in the candidates' order.
+    """Fit and score every candidate, ``workers`` at a time, then pair each with the best.
 
-    With several workers each runs in its own process (joblib's loky backend) and its
+    A boosting candidate is followed by its stages at fewer trees (``<name>@<k>``, fewest
+    first, the full fit last). Every result's ``gap`` is the paired day-block bootstrap of
+    AUC(best) - AUC(it) on the validation month, seeded with ``seed``.
+
+    With several workers each fit runs in its own process (joblib's loky backend) and its
     native thread pools are capped so that the workers share the cores rather than
     oversubscribe them. The results do not depend on ``workers``.
     """
     if workers <= 1 or len(candidates) <= 1:
-        return [_score(candidate, split, seed) for candidate in candidates]
-    import os
+        scored = [_score(candidate, split, seed) for candidate in candidates]
+    else:
+        import os
 
-    from joblib import Parallel, delayed, parallel_config
+        from joblib import Parallel, delayed, parallel_config
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with parallel_config(backend="loky", inner_max_num_threads=threads):
-        results = Parallel(n_jobs=workers)(
-            delayed(_score)(candidate, split, seed) for candidate in candidates
-        )
-    return list(results)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with parallel_config(backend="loky", inner_max_num_threads=threads):
+            scored = list(
+                Parallel(n_jobs=workers)(
+                    delayed(_score)(candidate, split, seed) for candidate in candidates
+                )
+            )
+    results = [result for fit in scored for result in fit.results]
+    bootstrap = bootstrap_aucs(
+        split.validation[TARGET].to_numpy(),
+        [proba for fit in scored for proba in fit.probabilities],
+        split.days,
+        resamples=SELECTION_RESAMPLES,
+        seed=seed,
+    )
+    best = results.index(best_candidate(results))
+    return [
+        replace(result, gap=bootstrap.compare(best, index, SELECTION_CONFIDENCE))
+        for index, result in enumerate(results)
+    ]
 
 
 def best_candidate(results: Sequence[CandidateResult]) -> CandidateResult:
@@ -266,25 +443,124 @@ def best_candidate(results: Sequence[CandidateResult]) -> CandidateResult:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """The best candidate, the one chosen, and why, in words."""
+
+    best: CandidateResult
+    chosen: CandidateResult
+    reason: str
+
+
+def select_candidate(results: Sequence[CandidateResult], validation_month: str) -> Selection:
+    """The cheapest candidate at most :data:`SELECTION_MARGIN` worse than the best.
+
+    At most that much worse: the upper bound of the interval of AUC(best) - AUC(candidate)
+    is below the margin (``candidate_cost`` orders them). Among equal costs the earlier
+    candidate wins; the best is always a contender.
+
+    Args:
+        results: :func:`compare_candidates`' results (each with its ``gap``).
+        validation_month: The month they were compared on (for the reason).
+
+    Raises:
+        ValueError: With no result, or results not compared to the best.
+    """
+    best = best_candidate(results)
+    gaps: dict[int, AucComparison] = {}
+    for result in results:
+        if result.gap is None:
+            raise ValueError(
+                f"{result.candidate.name} was not compared to the best: see compare_candidates"
+            )
+        gaps[id(result)] = result.gap
+
+    def gap(result: CandidateResult) -> str:
+        return f"AUC(best) - AUC({result.candidate.name}) {gaps[id(result)].describe()}"
+
+    contenders = [result for result in results if result.within_margin or result is best]
+    chosen = min(
+        contenders, key=lambda result: (candidate_cost(result.candidate), results.index(result))
+    )
+    head = (
+        f"best validation ROC AUC {best.roc_auc:.4f} ({best.candidate.name}) of "
+        f"{len(results)} candidates on {validation_month}"
+    )
+    if chosen is not best:
+        return Selection(
+            best,
+            chosen,
+            f"{chosen.candidate.name}: the cheapest candidate within {SELECTION_MARGIN} of the "
+            f"{head}: it scores {chosen.roc_auc:.4f}, {gap(chosen)} is below "
+            f"{SELECTION_MARGIN}, so it is at most that much worse and costs less "
+            f"({describe_cost(chosen.candidate)} against {describe_cost(best.candidate)})",
+        )
+    cheaper = [r for r in results if candidate_cost(r.candidate) < candidate_cost(best.candidate)]
+    if not cheaper:
+        return Selection(best, chosen, f"{best.candidate.name}: {head}, and the cheapest")
+    closest = max(cheaper, key=lambda result: (result.roc_auc, -results.index(result)))
+    return Selection(
+        best,
+        chosen,
+        f"{best.candidate.name}: {head}; none of the {len(cheaper)} cheaper candidates is "
+        f"shown to be within {SELECTION_MARGIN} of it (the closest: {gap(closest)})",
+    )
+
+
+@dataclass(frozen=True)
 class TrainingOutcome:
-    """The chosen candidate refitted on every training month, and how it was chosen."""
+    """The chosen candidate fitted, how it was chosen, and its operating threshold.
+
+    Attributes:
+        threshold: The operating threshold chosen on the validation month (None without
+            one: the evaluation's configured threshold applies).
+        calibration: The sigmoid map's record when the probabilities were calibrated.
+    """
 
     model: Pipeline
     chosen: Candidate
     results: list[CandidateResult]
     validation_month: str | None
     selection: str
+    threshold: float | None = None
+    calibration: Calibration | None = None
+
+
+CalibrationMode = Literal["none", "sigmoid"]
+"""``none``: the booster's own probabilities, the chosen candidate refitted on every training
+month. ``sigmoid``: the chosen candidate fitted on the training months but the last, its
+probabilities mapped by a sigmoid fitted on the last (``mlops_assets.ml.calibration``)."""
+
+
+def _fit_chosen(
+    train_by_month: Mapping[str, pd.DataFrame],
+    candidate: Candidate,
+    seed: int,
+    calibration: CalibrationMode,
+) -> tuple[Pipeline, Calibration | None]:
+    """The chosen candidate fitted as ``calibration`` says (see :data:`CalibrationMode`)."""
+    months = sorted(train_by_month)
+    if calibration == "sigmoid" and len(months) >= 2:
+        fit = concat_months([train_by_month[m] for m in months[:-1]])
+        model = fit_candidate(candidate, fit, seed)
+        return calibrate(model, train_by_month[months[-1]], months[-1])
+    train = concat_months([train_by_month[m] for m in months])
+    return fit_candidate(candidate, train, seed), None
 
 
 def select_and_train(
-    train_by_month: Mapping[str, pd.DataFrame], space: SearchSpace, workers: int = 1
+    train_by_month: Mapping[str, pd.DataFrame],
+    space: SearchSpace,
+    workers: int = 1,
+    calibration: CalibrationMode = "none",
 ) -> TrainingOutcome:
-    """Compare the candidates on the last training month, then refit the best on all of them.
+    """Compare the candidates on the last training month, then fit the chosen one.
 
     Args:
         train_by_month: The training months' feature rows (the held-out month excluded).
         space: The candidates and the seed.
         workers: Candidates fitted at once.
+        calibration: How the chosen candidate is fitted (:data:`CalibrationMode`); its
+            threshold is chosen on the validation month either way.
 
     With a single training month there is nothing to validate on: the first boosting
     candidate (else the baseline) is trained without a comparison, and ``selection`` says so.
@@ -302,16 +578,18 @@ def select_and_train(
             selection=f"one training month, no validation month: {chosen.name} without comparison",
         )
     results = compare_candidates(candidates, split, space.random_seed, workers)
-    best = best_candidate(results)
+    selection = select_candidate(results, split.validation_month)
+    model, calibrated = _fit_chosen(
+        train_by_month, selection.chosen.candidate, space.random_seed, calibration
+    )
     return TrainingOutcome(
-        model=fit_candidate(best.candidate, train, space.random_seed),
-        chosen=best.candidate,
+        model=model,
+        chosen=selection.chosen.candidate,
         results=results,
         validation_month=split.validation_month,
-        selection=(
-            f"{best.candidate.name}: best validation ROC AUC {best.roc_auc:.4f} of "
-            f"{len(results)} candidates on {split.validation_month}"
-        ),
+        selection=selection.reason,
+        threshold=calibrated.threshold if calibrated else selection.chosen.threshold,
+        calibration=calibrated,
     )
 
 
@@ -326,11 +604,14 @@ class SearchRecord:
         fingerprint: :func:`search_fingerprint` of the search space it searched.
         chosen: The winning candidate (its name, family and hyper-parameters).
         searched_in: Where the search ran (the Dagster run id).
+        threshold: The operating threshold it chose on its validation month (None in
+            records from before thresholds were chosen).
     """
 
     fingerprint: str
     chosen: Candidate
     searched_in: str
+    threshold: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-serializable form (see :meth:`from_dict`)."""
@@ -338,6 +619,7 @@ class SearchRecord:
             "fingerprint": self.fingerprint,
             "chosen": {**asdict(self.chosen), "params": dict(self.chosen.params)},
             "searched_in": self.searched_in,
+            "threshold": self.threshold,
         }
 
     @classmethod
@@ -359,6 +641,9 @@ class SearchRecord:
                     params=dict(chosen["params"]),
                 ),
                 searched_in=str(record["searched_in"]),
+                threshold=(
+                    None if record.get("threshold") is None else float(record["threshold"])  # type: ignore[arg-type]
+                ),
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"malformed search record {dict(record)!r}: {error}") from error
@@ -422,21 +707,30 @@ def decide_search(
 
 
 def refit(
-    train_by_month: Mapping[str, pd.DataFrame], candidate: Candidate, seed: int, reason: str
+    train_by_month: Mapping[str, pd.DataFrame],
+    candidate: Candidate,
+    seed: int,
+    reason: str,
+    calibration: CalibrationMode = "none",
+    threshold: float | None = None,
 ) -> TrainingOutcome:
-    """Fit ``candidate`` on every training month, without comparing candidates.
+    """Fit ``candidate`` on the training months, without comparing candidates.
 
     Args:
         train_by_month: The training months' feature rows (the held-out month excluded).
         candidate: The configuration a search chose earlier.
         seed: The models' seed.
         reason: Why there is no search (becomes the outcome's ``selection``).
+        calibration: How it is fitted (:data:`CalibrationMode`).
+        threshold: The threshold the search chose, kept unless a calibration chooses anew.
     """
-    train = concat_months([train_by_month[m] for m in sorted(train_by_month)])
+    model, calibrated = _fit_chosen(train_by_month, candidate, seed, calibration)
     return TrainingOutcome(
-        model=fit_candidate(candidate, train, seed),
+        model=model,
         chosen=candidate,
         results=[],
-        validation_month=None,
+        validation_month=calibrated.month if calibrated else None,
         selection=reason,
+        threshold=calibrated.threshold if calibrated else threshold,
+        calibration=calibrated,
     )

@@ -24,6 +24,8 @@ from sklearn.metrics import (
 )
 from sklearn.pipeline import Pipeline
 
+from mlops_assets.ml.calibration import CALIBRATION_BINS, expected_calibration_error
+
 
 @dataclass(frozen=True)
 class ClassificationMetrics:
@@ -33,6 +35,7 @@ class ClassificationMetrics:
     pr_auc: float
     log_loss: float
     brier_score: float
+    calibration_error: float
     precision: float
     recall: float
     f1: float
@@ -48,7 +51,10 @@ class ClassificationMetrics:
 def classification_metrics(
     y_true: np.ndarray, proba: np.ndarray, threshold: float
 ) -> ClassificationMetrics:
-    """Compute ROC AUC, PR AUC, log loss, Brier and precision/recall/F1 at ``threshold``.
+    """Compute ROC AUC, PR AUC, log loss, Brier, calibration error and precision/recall/F1.
+
+    The calibration error is :func:`mlops_assets.ml.calibration.expected_calibration_error`;
+    precision, recall and F1 are at ``threshold``.
 
     Raises:
         ValueError: When ``y_true`` holds a single class or lengths differ.
@@ -63,6 +69,7 @@ def classification_metrics(
         pr_auc=float(average_precision_score(y_true, proba)),
         log_loss=float(log_loss(y_true, proba, labels=[0, 1])),
         brier_score=float(brier_score_loss(y_true, proba)),
+        calibration_error=expected_calibration_error(y_true, proba),
         precision=float(precision_score(y_true, predicted, zero_division=0)),
         recall=float(recall_score(y_true, predicted, zero_division=0)),
         f1=float(f1_score(y_true, predicted, zero_division=0)),
@@ -130,12 +137,16 @@ def diagnostic_plots(
     ax.legend(loc="upper right")
     plots["pr_curve.png"] = _png(fig)
 
-    observed, predicted = calibration_curve(y_true, proba, n_bins=10, strategy="quantile")
+    observed, predicted = calibration_curve(
+        y_true, proba, n_bins=CALIBRATION_BINS, strategy="uniform"
+    )
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.plot(predicted, observed, marker="o")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
     ax.set(
-        xlabel="Mean predicted probability", ylabel="Observed delayed share", title="Calibration"
+        xlabel="Mean predicted probability",
+        ylabel="Observed delayed share",
+        title=f"Reliability (ECE {expected_calibration_error(y_true, proba):.3f})",
     )
     plots["calibration_curve.png"] = _png(fig)
 

@@ -20,10 +20,18 @@ Each input becomes known at a time derived from what the data means:
   at H:51 at the earliest; H+1:00 leaves the routine report's nine minutes to be published
   and is the rule a reader checks at a glance. A row counts if it is known at or before the
   moment.
+- An arrival (the flight's landing at its destination) becomes known when the flight lands:
+  its scheduled arrival, a local time at the destination placed in UTC with the airport's
+  time zone (the package's ``airports.csv``), plus its arrival delay; never before its own
+  departure is known. It counts only if that is strictly before the moment, so a flight never
+  sees its own arrival (it lands after it leaves, and it leaves after its moment). Flights to
+  an airport without a time zone in ``airports.csv`` (San Juan, Aguadilla, Ponce, St Thomas)
+  have no known landing time: nothing is read from their arrivals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +48,8 @@ from mlops_assets.ml.columns import (
 
 DELAY_THRESHOLD_MINUTES = 15
 PREVIOUS_LEG_HORIZON_HOURS = 24
+HISTORY_DAYS = 28
+"""Past-only delay history spans the flights that landed in this many days before the moment."""
 WEATHER_REPORT_DELAY = pd.Timedelta(hours=1)
 """A weather row labelled H is known at H + this (its report window ends at H:51)."""
 WEATHER_MAX_AGE = pd.Timedelta(hours=3)
@@ -53,10 +63,12 @@ class FeatureSettings:
     Attributes:
         lead_time_minutes: The prediction moment is this long before scheduled departure.
         recent_departures: How many earlier departures the "recent delay" averages span.
+        recent_landings: How many earlier landings at the destination its averages span.
     """
 
     lead_time_minutes: int = 60
     recent_departures: int = 10
+    recent_landings: int = 10
 
 
 @dataclass(frozen=True)
@@ -186,14 +198,20 @@ def _epoch_minutes(values: pd.Series) -> np.ndarray:
     return minutes.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _tail_history(flights: pd.DataFrame, clock: pd.DataFrame, local_day: pd.Series) -> pd.DataFrame:
+def _tail_history(
+    flights: pd.DataFrame, clock: pd.DataFrame, landing: pd.DataFrame, local_day: pd.Series
+) -> pd.DataFrame:
     """The same aircraft's previous New York departure, as known at the moment.
 
     Only a previous leg scheduled within ``PREVIOUS_LEG_HORIZON_HOURS`` counts (older ones say
-    nothing about this rotation). The previous leg's schedule is known in advance. Its delay
-    is known exactly if it left before the moment; if it was due before the moment but had
-    not left, it is known to be at least (moment - its scheduled departure) late; otherwise
-    it is unknown.
+    nothing about this rotation). The previous leg's schedule is known in advance. Its
+    departure delay is known exactly if it left before the moment; if it was due before the
+    moment but had not left, it is known to be at least (moment - its scheduled departure)
+    late; otherwise it is unknown. Its arrival delay likewise: exact once it has landed, a
+    lower bound (moment - its scheduled arrival) when it is overdue, with a flag telling
+    which (1 exact, 0 bound). The turn slack is the time the plane has to come back: from
+    its previous leg's landing (known, else the latest the schedule and the bounds allow)
+    plus the previous leg's scheduled duration (the way back) to this departure.
     """
     legs = pd.DataFrame(
         {
@@ -203,20 +221,41 @@ def _tail_history(flights: pd.DataFrame, clock: pd.DataFrame, local_day: pd.Seri
             "day": local_day,
             "moment": clock["moment"],
             "delay": flights["dep_delay"].astype("float64"),
+            "sched_arr": landing["sched_arr_utc"],
+            "known_arr": landing["known_arr_utc"],
+            "landed": landing["landed_utc"],
+            "arr_delay": flights["arr_delay"].astype("float64"),
         }
     ).dropna(subset=["tailnum"])
     legs = legs.sort_values(["tailnum", "sched"], kind="stable")
-    previous = legs.groupby("tailnum", sort=False)[["sched", "known", "delay"]].shift(1)
+    previous = legs.groupby("tailnum", sort=False)[
+        ["sched", "known", "delay", "sched_arr", "known_arr", "landed", "arr_delay"]
+    ].shift(1)
     recent = (legs["sched"] - previous["sched"]) <= pd.Timedelta(hours=PREVIOUS_LEG_HORIZON_HOURS)
     known = recent & (previous["known"] < legs["moment"])
     due = recent & (previous["sched"] < legs["moment"])
     lower_bound = _minutes(legs["moment"] - previous["sched"])
     prev_delay = np.where(known, previous["delay"], np.where(due, lower_bound, np.nan))
+    landed = recent & (previous["known_arr"] < legs["moment"])
+    due_arr = recent & (previous["sched_arr"] < legs["moment"]) & ~landed
+    arr_bound = _minutes(legs["moment"] - previous["sched_arr"])
+    prev_arr = np.where(landed, previous["arr_delay"], np.where(due_arr, arr_bound, np.nan))
+    exact = np.where(landed, 1.0, np.where(due_arr, 0.0, np.nan))
+    # The earliest the previous leg can have landed, as known at the moment.
+    delayed_arr = previous["sched_arr"] + pd.to_timedelta(
+        np.clip(np.nan_to_num(prev_delay, nan=0.0), 0.0, None), unit="min"
+    )
+    floor = delayed_arr.where(~due_arr | (delayed_arr > legs["moment"]), legs["moment"])
+    back = previous["landed"].where(landed, floor) + (previous["sched_arr"] - previous["sched"])
+    slack = _minutes(legs["sched"] - back).where(recent)
     gap = _minutes(legs["sched"] - previous["sched"]).where(recent)
     leg_of_day = legs.groupby([legs["tailnum"], legs["day"]], sort=False).cumcount() + 1
     out = pd.DataFrame(
         {
             "tail_prev_leg_delay": pd.Series(prev_delay, index=legs.index),
+            "tail_prev_arr_delay": pd.Series(prev_arr, index=legs.index),
+            "tail_prev_arr_exact": pd.Series(exact, index=legs.index),
+            "tail_turn_slack_minutes": slack,
             "tail_sched_gap_minutes": gap,
             "tail_leg_of_day": leg_of_day.astype("float64"),
         }
@@ -264,13 +303,185 @@ def _origin_weather(
     )
 
 
+def airport_time_zones() -> dict[str, str]:
+    """Each airport's IANA time zone (``faa`` -> ``tzone``), from the package's ``airports.csv``."""
+    from mlops_assets.landing import read_source_table
+
+    airports = read_source_table("airports").dropna(subset=["tzone"])
+    return dict(zip(airports["faa"].astype(str), airports["tzone"].astype(str), strict=True))
+
+
+def landing_clock(
+    flights: pd.DataFrame, clock: pd.DataFrame, time_zones: Mapping[str, str]
+) -> pd.DataFrame:
+    """Scheduled arrival, landing and when the landing becomes known, in UTC.
+
+    The scheduled arrival is a local time at the destination on the departure's local date
+    (the next day when that is before the departure); the landing is the scheduled arrival
+    plus the arrival delay, known from the landing on, and never before the departure is
+    known. Destinations without a time zone get NaT.
+
+    Args:
+        flights: Raw flights.
+        clock: Their :func:`flight_clock`.
+        time_zones: Airport -> IANA time zone (:func:`airport_time_zones`).
+
+    Returns:
+        A frame aligned with ``flights`` with ``sched_arr_utc``, ``landed_utc`` and
+        ``known_arr_utc``.
+    """
+    hhmm = flights["sched_arr_time"].astype("int64")
+    local = pd.to_datetime(
+        pd.DataFrame({"year": flights["year"], "month": flights["month"], "day": flights["day"]})
+    ) + pd.to_timedelta((hhmm // 100) * 60 + hhmm % 100, unit="min")
+    sched_arr = pd.Series(pd.NaT, index=flights.index, dtype="datetime64[ns]")
+    zone = flights["dest"].astype(str).map(time_zones)
+    for name, rows in local.groupby(zone, sort=True):
+        utc = rows.dt.tz_localize(str(name), ambiguous="NaT", nonexistent="shift_forward")
+        sched_arr.loc[rows.index] = utc.dt.tz_convert("UTC").dt.tz_localize(None)
+    sched_arr = sched_arr.where(
+        sched_arr >= clock["sched_dep_utc"], sched_arr + pd.Timedelta(days=1)
+    )
+    delay = flights["arr_delay"].astype("float64")
+    landed = (sched_arr + pd.to_timedelta(delay.fillna(0.0), unit="min")).where(delay.notna())
+    known = landed.where(landed.isna() | (landed > clock["known_dep_utc"]), clock["known_dep_utc"])
+    return pd.DataFrame({"sched_arr_utc": sched_arr, "landed_utc": landed, "known_arr_utc": known})
+
+
+_SPAN = 10**8
+"""Minutes since the epoch stay below this until the 22nd century: group * span + minute keys."""
+
+
+def _minute_keys(values: pd.Series) -> np.ndarray:
+    minutes = (values - pd.Timestamp("1970-01-01")).dt.total_seconds() // 60
+    return minutes.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _window_sums(
+    group: np.ndarray,
+    event_time: pd.Series,
+    values: Mapping[str, np.ndarray],
+    query_time: pd.Series,
+    window: pd.Timedelta,
+) -> dict[str, np.ndarray]:
+    """Per query, the count and sums of its group's events known in ``[time - window, time)``.
+
+    Args:
+        group: Integer group of each row (events and queries are the same rows).
+        event_time: When each row's event becomes known (NaT: never).
+        values: Value arrays summed over the window (NaN events are not counted).
+        query_time: Each row's query instant.
+        window: The look-back.
+    """
+    known = _minute_keys(event_time)
+    has_event = ~np.isnan(known)
+    for array in values.values():
+        has_event &= ~np.isnan(array)
+    base = group.astype(np.int64) * _SPAN
+    keys = base[has_event] + known[has_event].astype(np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    query = _minute_keys(query_time)
+    hi_key = base + np.nan_to_num(query, nan=0.0).astype(np.int64)
+    lo_key = hi_key - int(window.total_seconds() // 60)
+    hi = np.searchsorted(keys, hi_key, side="left")
+    lo = np.searchsorted(keys, lo_key, side="left")
+    out = {"count": (hi - lo).astype("float64")}
+    for name, array in values.items():
+        cumulative = np.concatenate(([0.0], np.cumsum(array[has_event][order])))
+        out[name] = cumulative[hi] - cumulative[lo]
+    for values_of in out.values():
+        values_of[np.isnan(query)] = np.nan
+    return out
+
+
+def _past_history(
+    keys: pd.Series,
+    landing: pd.DataFrame,
+    arr_delay: pd.Series,
+    moment: pd.Series,
+    prefix: str,
+) -> pd.DataFrame:
+    """Delay history of each row's group over the flights landed in the days before the moment.
+
+    Only flights whose landing was known before the moment and within :data:`HISTORY_DAYS`
+    count: the mean arrival delay, the delayed share and how many flights that is.
+    """
+    group = pd.factorize(keys)[0]
+    delay = arr_delay.astype("float64").to_numpy()
+    sums = _window_sums(
+        group,
+        landing["known_arr_utc"],
+        {"delay": delay, "late": (delay >= DELAY_THRESHOLD_MINUTES).astype("float64")},
+        moment,
+        pd.Timedelta(days=HISTORY_DAYS),
+    )
+    count = sums["count"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame(
+            {
+                f"{prefix}_hist_arr_delay": np.where(count > 0, sums["delay"] / count, np.nan),
+                f"{prefix}_hist_delayed_share": np.where(count > 0, sums["late"] / count, np.nan),
+                f"{prefix}_hist_flights": count,
+            },
+            index=keys.index,
+        )
+
+
+def _dest_landings(
+    flights: pd.DataFrame, clock: pd.DataFrame, landing: pd.DataFrame, window: int
+) -> pd.DataFrame:
+    """The destination's conditions seen through the NYC flights landed there before the moment.
+
+    Over the last ``window`` landings known before the moment: their mean arrival delay and
+    their mean arrival-minus-departure delay (what the trip and the destination added), and
+    the minutes since the last of them.
+    """
+    dest = flights["dest"].astype(str)
+    arr_delay = flights["arr_delay"].astype("float64")
+    events = pd.DataFrame(
+        {
+            "dest": dest,
+            "known": landing["known_arr_utc"],
+            "arr": arr_delay,
+            "gain": arr_delay - flights["dep_delay"].astype("float64"),
+        }
+    ).dropna(subset=["known", "arr", "gain"])
+    events = events.sort_values("known", kind="stable")
+    grouped = events.groupby("dest", observed=True)
+    events = events.assign(
+        dest_recent_arr_delay=grouped["arr"].transform(
+            lambda s: s.rolling(window, min_periods=1).mean()
+        ),
+        dest_recent_arr_gain=grouped["gain"].transform(
+            lambda s: s.rolling(window, min_periods=1).mean()
+        ),
+        last_landing=events["known"],
+    )
+    queries = pd.DataFrame({"dest": dest, "moment": clock["moment"]})
+    joined = pd.merge_asof(
+        queries.reset_index().sort_values("moment", kind="stable"),
+        events[["dest", "known", "last_landing", "dest_recent_arr_delay", "dest_recent_arr_gain"]],
+        left_on="moment",
+        right_on="known",
+        by="dest",
+        allow_exact_matches=False,
+        direction="backward",
+    ).set_index("index")
+    joined["minutes_since_dest_landing"] = _minutes(joined["moment"] - joined["last_landing"])
+    return joined[
+        ["dest_recent_arr_delay", "dest_recent_arr_gain", "minutes_since_dest_landing"]
+    ].reindex(flights.index)
+
+
 def build_features(
     flights: pd.DataFrame,
     weather: pd.DataFrame,
     planes: pd.DataFrame,
     settings: FeatureSettings = FeatureSettings(),
+    time_zones: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, FeatureSummary]:
-    """Join flights with origin weather, plane attributes and the pre-moment state of the airport.
+    """Join flights with origin weather, plane attributes and the pre-moment state of the airports.
 
     Args:
         flights: Raw flights (all flights, including cancelled ones: their absence of a
@@ -278,6 +489,7 @@ def build_features(
         weather: Raw hourly weather observations at the three New York airports.
         planes: Raw plane attributes by tail number.
         settings: Lead time and history window.
+        time_zones: Airport -> IANA time zone; None reads :func:`airport_time_zones`.
 
     Returns:
         One row per flight that has an arrival delay (cancelled and diverted flights are
@@ -286,6 +498,9 @@ def build_features(
     """
     flights = flights.reset_index(drop=True)
     clock = flight_clock(flights, settings.lead_time_minutes)
+    landing = landing_clock(
+        flights, clock, airport_time_zones() if time_zones is None else time_zones
+    )
     origin = flights["origin"].astype(str)
     groups = pd.DataFrame(
         {
@@ -359,7 +574,17 @@ def build_features(
     features["origin_backlog"] = _origin_backlog(clock, origin, local_day)
     features = features.join(by_dest[["dest_recent_dep_delay", "minutes_since_dest_departure"]])
     features["carrier_origin_recent_dep_delay"] = by_carrier["carrier_origin_recent_dep_delay"]
-    features = features.join(_tail_history(flights, clock, local_day))
+    features = features.join(_tail_history(flights, clock, landing, local_day))
+    features = features.join(_dest_landings(flights, clock, landing, settings.recent_landings))
+    carrier_flight = features["carrier_flight"]
+    route_hour = features["origin"] + "-" + features["dest"] + "@" + local_sched_hour.astype(str)
+    arr_delay = flights["arr_delay"]
+    features = features.join(
+        _past_history(carrier_flight, landing, arr_delay, clock["moment"], "flight")
+    )
+    features = features.join(
+        _past_history(route_hour, landing, arr_delay, clock["moment"], "route_hour")
+    )
 
     has_arrival = flights["arr_delay"].notna()
     features[TARGET] = (flights["arr_delay"] >= DELAY_THRESHOLD_MINUTES).astype("int8")

@@ -179,6 +179,28 @@ FLIGHT_FEATURES = pa.DataFrameSchema(
         "tail_prev_leg_delay": pa.Column(float, nullable=True),
         "tail_sched_gap_minutes": pa.Column(float, pa.Check.ge(0), nullable=True),
         "tail_leg_of_day": pa.Column(float, pa.Check.ge(1), nullable=True),
+        "dest_recent_arr_delay": pa.Column(float, nullable=True),
+        "dest_recent_arr_gain": pa.Column(
+            float, nullable=True, description="mean arrival minus departure delay, last landings"
+        ),
+        "minutes_since_dest_landing": pa.Column(float, pa.Check.ge(0), nullable=True),
+        "tail_prev_arr_delay": pa.Column(float, nullable=True),
+        "tail_prev_arr_exact": pa.Column(
+            float,
+            pa.Check.isin([0.0, 1.0]),
+            nullable=True,
+            description="1: the previous leg's arrival delay is exact; 0: a lower bound",
+        ),
+        "tail_turn_slack_minutes": pa.Column(float, nullable=True),
+        **{
+            f"{group}_hist_{measure}": pa.Column(float, check, nullable=nullable)
+            for group in ("flight", "route_hour")
+            for measure, check, nullable in (
+                ("arr_delay", pa.Check.ge(-1440), True),
+                ("delayed_share", _BETWEEN_0_1, True),
+                ("flights", pa.Check.ge(0), False),
+            )
+        },
         "is_delayed": pa.Column("int8", pa.Check.isin([0, 1]), description="arrived 15+ min late"),
     },
     strict=True,

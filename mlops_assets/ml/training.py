@@ -39,14 +39,17 @@ class TemporalSplit:
 
 
 def concat_months(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Months' rows in one frame; categorical columns stay categorical.
+    """Months' rows in one frame, with the columns every month has; categoricals stay so.
 
     ``pd.concat`` turns categoricals whose categories differ (a destination served in one
     month only) into Python objects, five times the memory; their categories are united
-    first.
+    first. A column only some months carry (the validation month's departure times, see
+    :func:`read_training_months`) is left out rather than filled with missing values.
     """
     if not frames:
         raise ValueError("no month to concatenate")
+    shared = [c for c in frames[0].columns if all(c in frame.columns for frame in frames)]
+    frames = [frame if frame.shape[1] == len(shared) else frame[shared] for frame in frames]
     first = frames[0]
     categorical = [c for c in first.columns if isinstance(first[c].dtype, pd.CategoricalDtype)]
     if categorical:
@@ -128,6 +131,12 @@ AVERAGED_FEATURES: tuple[str, ...] = (
     "origin_recent_delayed_share",
     "dest_recent_dep_delay",
     "carrier_origin_recent_dep_delay",
+    "dest_recent_arr_delay",
+    "dest_recent_arr_gain",
+    "flight_hist_arr_delay",
+    "flight_hist_delayed_share",
+    "route_hour_hist_arr_delay",
+    "route_hour_hist_delayed_share",
 )
 FLOAT32_FEATURES: tuple[str, ...] = tuple(c for c in NUMERIC_FEATURES if c not in AVERAGED_FEATURES)
 """Numeric features that float32 holds exactly: counts, minutes, and the weather readings
@@ -135,20 +144,26 @@ FLOAT32_FEATURES: tuple[str, ...] = tuple(c for c in NUMERIC_FEATURES if c not i
 value rounded in training but not when served can fall on the other side of a split."""
 
 
-def compact_features(frame: pd.DataFrame) -> pd.DataFrame:
+def compact_features(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     """The training columns of ``frame`` in compact dtypes.
 
     Categoricals become ``category`` (an integer code per row instead of a Python string),
     the numeric features float32 holds exactly (``FLOAT32_FEATURES``) ``float32``, the label
     ``int8``: about 150 bytes a row instead of about 600.
 
+    Args:
+        frame: Feature rows.
+        keep: Further columns kept as they are, after the training columns: keys such as the
+            validation month's departure times, never model inputs.
+
     Raises:
-        KeyError: Naming the training columns ``frame`` lacks.
+        KeyError: Naming the training (or ``keep``) columns ``frame`` lacks.
     """
-    missing = [column for column in TRAINING_COLUMNS if column not in frame.columns]
+    wanted = [*TRAINING_COLUMNS, *keep]
+    missing = [column for column in wanted if column not in frame.columns]
     if missing:
         raise KeyError(f"feature rows lack the training column(s) {missing}")
-    return frame[list(TRAINING_COLUMNS)].astype(
+    return frame[wanted].astype(
         {
             **dict.fromkeys(CATEGORICAL_FEATURES, "category"),
             **dict.fromkeys(FLOAT32_FEATURES, "float32"),
@@ -223,6 +238,7 @@ def read_training_months(
     read_month: Callable[[str], pd.DataFrame],
     budget: int,
     seed: int,
+    validation_columns: Sequence[str] = (),
 ) -> tuple[dict[str, pd.DataFrame], RowSample]:
     """Read the training months one at a time, compact, subsampled to the row budget.
 
@@ -238,6 +254,9 @@ def read_training_months(
         budget: Rows kept at most.
         seed: Seed of the sample; each month draws with ``(seed, YYYYMM)``, so a month's
             sample does not depend on which other months are in the window.
+        validation_columns: Columns besides the training ones kept for the last month only,
+            the validation month the candidates are compared on (its departure times: the
+            comparison resamples its days); ``read_month`` returns them for that month.
 
     Raises:
         ValueError: When ``budget`` is not positive.
@@ -249,7 +268,8 @@ def read_training_months(
     fraction = min(1.0, budget / available) if available else 1.0
     kept: dict[str, pd.DataFrame] = {}
     for month in sorted(months):
-        rows = compact_features(read_month(month))
+        keep = validation_columns if month == max(months) else ()
+        rows = compact_features(read_month(month), keep)
         kept[month] = stratified_sample(rows, fraction, (seed, int(month.replace("-", ""))))
     sample = RowSample(
         budget=budget,
