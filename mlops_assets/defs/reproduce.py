@@ -47,10 +47,20 @@ def _retrain(
 
     if trained.get("search") == "refit":
         # The version refitted what an earlier search chose: refit that configuration again.
-        chosen = SearchRecord.from_dict(json.loads(trained[SEARCH_RECORD])).chosen
-        return refit(data.by_month, chosen, training.random_seed, "reproduced refit")
+        record = SearchRecord.from_dict(json.loads(trained[SEARCH_RECORD]))
+        return refit(
+            data.by_month,
+            record.chosen,
+            training.random_seed,
+            "reproduced refit",
+            training.calibration,
+            record.threshold,
+        )
     return select_and_train(
-        data.by_month, search_space(training), workers=candidate_workers(training)
+        data.by_month,
+        search_space(training),
+        workers=candidate_workers(training),
+        calibration=training.calibration,
     )
 
 
