@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_assets.definitions import defs
-from mlops_assets.defs.landing_sensor import landing_zone_sensor
+from mlops_assets.defs.ingestion.landing_sensor import landing_zone_sensor
 from mlops_assets.resources import LandingZone
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from benchmarks.plain_pipeline import month_features
-from mlops_assets import landing
+from mlops_assets.landing import layout
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.training import (
     TrainingSettings,
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--landing", type=Path, default=Path("data/landing"))
     parser.add_argument("--max-iter", type=int, default=100)
     args = parser.parse_args()
-    months = landing.landed_months(args.landing, "flights")
+    months = layout.landed_months(args.landing, "flights")
     by_month = month_features(args.landing, months)
     holdout_month = months[-1]
     train = pd.concat([compact_features(by_month[m]) for m in months[:-1]], ignore_index=True)

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_pipeline import scratch_project
-from mlops_assets import landing, settings
+from mlops_assets.landing import layout
+from mlops_assets.runtime import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,9 +37,9 @@ def one(size: int, workers: int) -> dict[str, Any]:
     """In this process: ingest and score every landed month in batches of ``size``."""
     import dagster as dg
 
-    from mlops_assets import rebuild
+    from mlops_assets.cli import rebuild
     from mlops_assets.definitions import defs
-    from mlops_assets.defs.partitions import MONTHS_PER_RUN
+    from mlops_assets.defs.shared.partitions import MONTHS_PER_RUN
 
     if size != MONTHS_PER_RUN:
         raise RuntimeError(f"{settings.MONTHS_PER_RUN_ENV} gives {MONTHS_PER_RUN}, not {size}")
@@ -79,8 +80,8 @@ def run(sizes: list[int], repeats: int, workers: int) -> dict[str, Any]:
     from mlops_assets_tests.contract import FAST_RUN_CONFIG
 
     source = settings.landing_dir()
-    if landing.is_empty(source):
-        landing.seed_landing_zone(source)
+    if layout.is_empty(source):
+        layout.seed_landing_zone(source)
     samples: dict[int, list[dict[str, Any]]] = {size: [] for size in sizes}
     with tempfile.TemporaryDirectory() as scratch:
         _, env = scratch_project(Path(scratch), source)
@@ -122,7 +123,7 @@ def run(sizes: list[int], repeats: int, workers: int) -> dict[str, Any]:
 def _prepare(config: dict[str, Any]) -> None:
     import dagster as dg
 
-    from mlops_assets import rebuild
+    from mlops_assets.cli import rebuild
     from mlops_assets.definitions import defs
 
     with dg.DagsterInstance.get() as instance:

@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from benchmarks.plain_pipeline import month_features
-from mlops_assets import landing
+from mlops_assets.landing import layout
 from mlops_assets.ml.backtest import backtest_months, score_fold
 from mlops_assets.ml.calibration import calibrate
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--folds", type=int, default=4)
     args = parser.parse_args()
-    months = landing.landed_months(args.landing, "flights")
+    months = layout.landed_months(args.landing, "flights")
     by_month = {
         m: compact_features(rows) for m, rows in month_features(args.landing, months).items()
     }

@@ -29,8 +29,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlops_assets import landing, local_instance
-from mlops_assets.defs.partitions import Batch, batch_label, month_ranges
+from mlops_assets.defs.shared.partitions import Batch, batch_label, month_ranges
+from mlops_assets.landing import layout
+from mlops_assets.runtime import local_instance
 from mlops_assets_tests.services import scratch_database, scratch_vhost
 from mlops_assets_tests.stack import (
     free_port,
@@ -41,7 +42,7 @@ from mlops_assets_tests.stack import (
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-MONTHS = [landing.month_key(2013, month) for month in range(1, 13)]
+MONTHS = [layout.month_key(2013, month) for month in range(1, 13)]
 BATCHES = month_ranges(MONTHS, MONTHS)
 
 
@@ -73,7 +74,7 @@ def materialize_everything(env: dict[str, str]) -> float:
 
 def _landed(root: Path) -> Path:
     data = root / "data"
-    landing.seed_landing_zone(data / "landing")
+    layout.seed_landing_zone(data / "landing")
     return data
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_pipeline import local_environment, timed
-from mlops_assets import landing, settings
+from mlops_assets.landing import layout
+from mlops_assets.runtime import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -29,11 +30,11 @@ NEW_MONTH = "2013-12"
 
 def _land(source: Path, target: Path, months: list[str]) -> None:
     for month in months:
-        for table in landing.MONTHLY_TABLES:
-            path = landing.monthly_file(target, table, month)
+        for table in layout.MONTHLY_TABLES:
+            path = layout.monthly_file(target, table, month)
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_name(f".{path.name}.part")
-            shutil.copyfile(landing.monthly_file(source, table, month), temporary)
+            shutil.copyfile(layout.monthly_file(source, table, month), temporary)
             temporary.replace(path)
 
 
@@ -44,8 +45,8 @@ def _repetition(source: Path) -> dict[str, Any]:
         zone.mkdir(parents=True)
         home.mkdir()
         shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
-        shutil.copyfile(source / landing.PLANES_FILE, zone / landing.PLANES_FILE)
-        _land(source, zone, [landing.month_key(2013, m) for m in range(1, 12)])
+        shutil.copyfile(source / layout.PLANES_FILE, zone / layout.PLANES_FILE)
+        _land(source, zone, [layout.month_key(2013, m) for m in range(1, 12)])
         env = local_environment(data, home)
         absorb = [str(BIN / "python"), "-m", "benchmarks.absorb_month", str(Path(scratch) / "c")]
         timed([str(BIN / "mlops-assets"), "materialize"], env)
@@ -68,8 +69,8 @@ def _repetition(source: Path) -> dict[str, Any]:
 def run(repeats: int) -> dict[str, Any]:
     """Measure and return the figures."""
     source = settings.landing_dir()
-    if landing.is_empty(source):
-        landing.seed_landing_zone(source)
+    if layout.is_empty(source):
+        layout.seed_landing_zone(source)
     reps = [_repetition(source) for _ in range(repeats)]
     incremental = statistics.median(r["incremental_s"] for r in reps)
     full = statistics.median(r["full_s"] for r in reps)

@@ -19,17 +19,17 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets import landing, landing_scan
-from mlops_assets.defs.landing_sensor import landing_zone_sensor
+from mlops_assets.defs.ingestion.landing_sensor import landing_zone_sensor
+from mlops_assets.landing import layout, scan
 from mlops_assets.resources import LandingZone
 
 
 def _land_many(root: Path, files: int) -> None:
     payload = gzip.compress(b"year,month\n2013,1\n", mtime=0)
     for index in range(files // 2):
-        month = landing.month_key(1000 + index // 12, index % 12 + 1)
-        for table in landing.MONTHLY_TABLES:
-            path = landing.monthly_file(root, table, month)
+        month = layout.month_key(1000 + index // 12, index % 12 + 1)
+        for table in layout.MONTHLY_TABLES:
+            path = layout.monthly_file(root, table, month)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(payload)
 
@@ -49,7 +49,7 @@ def run(files: int, repeats: int) -> dict[str, Any]:
         root = Path(scratch)
         _land_many(root, files)
         started = time.perf_counter()
-        cursor: str | None = landing_scan.encode_state(landing_scan.scan(root, {}).state)
+        cursor: str | None = scan.encode_state(scan.scan(root, {}).state)
         first = time.perf_counter() - started
         timings = []
         for _ in range(repeats):

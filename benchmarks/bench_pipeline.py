@@ -30,7 +30,8 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_assets import landing, settings
+from mlops_assets.landing import layout
+from mlops_assets.runtime import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -85,8 +86,8 @@ def scoring_seconds(home: Path, since: float) -> float:
 def run(repeats: int) -> dict[str, Any]:
     """Measure and return the figures."""
     source = settings.landing_dir()
-    if landing.is_empty(source):
-        landing.seed_landing_zone(source)
+    if layout.is_empty(source):
+        layout.seed_landing_zone(source)
     with tempfile.TemporaryDirectory() as scratch:
         _, env = scratch_project(Path(scratch), source)
         dagster = [str(BIN / "mlops-assets"), "materialize"]

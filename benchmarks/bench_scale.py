@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_pipeline import scratch_project
-from mlops_assets import landing, settings
+from mlops_assets.landing import layout
+from mlops_assets.runtime import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -59,15 +60,15 @@ def measured(command: list[str], env: dict[str, str]) -> tuple[float, int]:
 def landing_zone(scale: int) -> tuple[Path, int]:
     """The scale's landing zone (written once) and its number of flights."""
     root = settings.data_dir() / "bench" / f"scale-{scale}" / "landing"
-    if landing.is_empty(root):
+    if layout.is_empty(root):
         subprocess.run(
             [str(BIN / "mlops-assets"), "seed", "--scale", str(scale), "--landing", str(root)],
             check=True,
             cwd=ROOT,
         )
     flights = 0
-    for month in landing.landed_months(root, "flights"):
-        with gzip.open(landing.monthly_file(root, "flights", month), "rb") as lines:
+    for month in layout.landed_months(root, "flights"):
+        with gzip.open(layout.monthly_file(root, "flights", month), "rb") as lines:
             flights += sum(1 for _ in lines) - 1  # the header
     return root, flights
 

@@ -25,8 +25,9 @@ from typing import Any
 import pandas as pd
 
 from benchmarks.bench_pipeline import timed
-from mlops_assets import landing, settings
+from mlops_assets.landing import layout
 from mlops_assets.ml.columns import FEATURE_COLUMNS
+from mlops_assets.runtime import settings
 from mlops_assets_tests.stack import model_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,12 +53,12 @@ def _percentiles(times: list[float]) -> dict[str, float]:
 def run(requests: int) -> dict[str, Any]:
     """Measure and return the figures."""
     source = settings.landing_dir()
-    if landing.is_empty(source):
-        landing.seed_landing_zone(source)
+    if layout.is_empty(source):
+        layout.seed_landing_zone(source)
     with tempfile.TemporaryDirectory() as scratch:
         data, home = Path(scratch) / "data", Path(scratch) / "home"
         home.mkdir()
-        landing.seed_landing_zone(data / "landing", "2013-03")
+        layout.seed_landing_zone(data / "landing", "2013-03")
         shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
         uri = f"sqlite:///{data / 'mlflow.db'}"
         env = {**os.environ, "MLOPS_DATA_DIR": str(data), "DAGSTER_HOME": str(home)}

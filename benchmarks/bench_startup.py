@@ -138,11 +138,11 @@ def measure_chains(repeats: int) -> dict[str, Any]:
 
     Called in a fresh process by :func:`run`; the chains are jobs of one Definitions with the
     local profile's executor and the default (filesystem) IO manager, run the way
-    ``mlops_assets.rebuild`` runs the project's jobs.
+    ``mlops_assets.cli.rebuild`` runs the project's jobs.
     """
     import dagster as dg
 
-    from mlops_assets import gc_policy, profiles
+    from mlops_assets.runtime import gc_policy, profiles
 
     def chain(prefix: str, length: int) -> list[dg.AssetsDefinition]:
         assets = []

@@ -43,7 +43,8 @@ from typing import Any
 import dagster as dg
 
 from benchmarks.bench_pipeline import local_environment, timed
-from mlops_assets import landing, settings
+from mlops_assets.landing import layout
+from mlops_assets.runtime import settings
 from mlops_assets_tests.stack import (
     dagster_dev,
     graphql,
@@ -135,21 +136,21 @@ def landing_through(source: Path, last: str | None, root: Path) -> Path:
     files (the same bytes, fewer months).
 
     Raises:
-        landing.LandingError: When ``last`` is not a month, or a month up to it has not landed.
+        layout.LandingError: When ``last`` is not a month, or a month up to it has not landed.
     """
     if last is None:
         return source
-    landing.parse_month(last)
-    months = [m for m in landing.landed_months(source, "flights") if m <= last]
+    layout.parse_month(last)
+    months = [m for m in layout.landed_months(source, "flights") if m <= last]
     if not months or months[-1] != last:
-        raise landing.LandingError(f"--months {last}: not landed in {source}")
-    (root / landing.PLANES_FILE).parent.mkdir(parents=True, exist_ok=True)
-    (root / landing.PLANES_FILE).symlink_to(source / landing.PLANES_FILE)
-    for table in landing.MONTHLY_TABLES:
+        raise layout.LandingError(f"--months {last}: not landed in {source}")
+    (root / layout.PLANES_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (root / layout.PLANES_FILE).symlink_to(source / layout.PLANES_FILE)
+    for table in layout.MONTHLY_TABLES:
         for month in months:
-            link = landing.monthly_file(root, table, month)
+            link = layout.monthly_file(root, table, month)
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(landing.monthly_file(source, table, month))
+            link.symlink_to(layout.monthly_file(source, table, month))
     return root
 
 
@@ -443,9 +444,9 @@ def run(
 ) -> dict[str, Any]:
     """Measure and return the figures (with the no-op floor, once per repetition)."""
     source = settings.landing_dir()
-    if landing.is_empty(source):
-        landing.seed_landing_zone(source)
-    months = [m for m in landing.landed_months(source, "flights") if last is None or m <= last]
+    if layout.is_empty(source):
+        layout.seed_landing_zone(source)
+    months = [m for m in layout.landed_months(source, "flights") if last is None or m <= last]
     done, floors = [], []
     for index in range(repeats):
         with tempfile.TemporaryDirectory() as scratch:

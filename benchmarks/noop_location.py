@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from mlops_assets import settings
+from mlops_assets.runtime import settings
 
 MONTHS = dg.DynamicPartitionsDefinition(name="month")
 BATCHES = dg.BackfillPolicy.multi_run(settings.months_per_run())

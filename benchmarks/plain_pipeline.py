@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlops_assets import landing
+from mlops_assets.landing import layout
 from mlops_assets.ml import drift, quality, raw, schemas
 from mlops_assets.ml.backtest import BACKTEST_METRICS, backtest_months, rolling_backtest, summarize
 from mlops_assets.ml.candidates import (
@@ -44,16 +44,16 @@ def month_features(landing_dir: Path, months: list[str]) -> dict[str, pd.DataFra
     Each month's files read once, impossible weather readings blanked, the month's features
     built after the last days of the month before (``raw.with_context``).
     """
-    planes = raw.read_raw_csv(landing_dir / landing.PLANES_FILE, raw.PLANES_SCHEMA)
+    planes = raw.read_raw_csv(landing_dir / layout.PLANES_FILE, raw.PLANES_SCHEMA)
     by_month: dict[str, pd.DataFrame] = {}
     previous: tuple[pd.DataFrame, pd.DataFrame] | None = None
     for month in months:
         flights = raw.read_raw_csv(
-            landing.monthly_file(landing_dir, "flights", month), raw.FLIGHTS_SCHEMA
+            layout.monthly_file(landing_dir, "flights", month), raw.FLIGHTS_SCHEMA
         )
         weather, _ = quality.mask_impossible(
             raw.read_raw_csv(
-                landing.monthly_file(landing_dir, "weather", month), raw.WEATHER_SCHEMA
+                layout.monthly_file(landing_dir, "weather", month), raw.WEATHER_SCHEMA
             ),
             schemas.WEATHER_LIMITS,
         )
@@ -85,7 +85,7 @@ def month_drift(
 
 def main(landing_dir: Path, out_dir: Path) -> dict[str, float]:
     """Run the whole computation once; the held-out metrics and the drift's seconds."""
-    by_month = month_features(landing_dir, landing.landed_months(landing_dir, "flights"))
+    by_month = month_features(landing_dir, layout.landed_months(landing_dir, "flights"))
     split = temporal_split(by_month)
     # Training reads each month in the compact dtypes trained_model reads (categories,
     # float32 where exact; the validation month's departure times): the same computation,

@@ -16,9 +16,9 @@ import dagster as dg
 import mlflow
 import pandas as pd
 
-from mlops_assets import settings
 from mlops_assets.definitions import defs
 from mlops_assets.ml.columns import FEATURE_COLUMNS
+from mlops_assets.runtime import settings
 
 
 def main(month: str, repeats: int) -> dict[str, float | str]:

@@ -5,8 +5,8 @@ import warnings
 import dagster as dg
 
 from mlops_assets import defs as defs_package
-from mlops_assets import gc_policy, profiles, settings
 from mlops_assets.resources import build_resources
+from mlops_assets.runtime import gc_policy, profiles, settings
 
 # The one place the environment is chosen ($MLOPS_ENV, default local).
 environment = settings.environment()
@@ -32,6 +32,6 @@ defs = dg.Definitions.merge(
 )
 
 # Dagster and this module graph live as long as the process: keep them out of every
-# collection, and out of the final one at exit (measured in mlops_assets/gc_policy.py).
+# collection, and out of the final one at exit (measured in mlops_assets/runtime/gc_policy.py).
 gc_policy.freeze_long_lived_objects()
 gc_policy.skip_collection_at_exit()

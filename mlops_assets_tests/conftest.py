@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlops_assets import landing
+from mlops_assets.landing import layout
 from mlops_assets.ml import raw, schemas
 from mlops_assets.ml.columns import WEATHER_COLUMNS
 from mlops_assets.ml.features import build_month_features
@@ -20,7 +20,7 @@ from mlops_assets_tests.contract import FIRST_QUARTER
 def seeded_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The full NYC flights 2013 landing zone, written once per test session (read-only)."""
     root = tmp_path_factory.mktemp("seeded") / "landing"
-    landing.seed_landing_zone(root)
+    layout.seed_landing_zone(root)
     return root
 
 
@@ -32,7 +32,7 @@ def first_quarter_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     year's cost: the end-to-end tests of the UI and of staleness run on it.
     """
     root = tmp_path_factory.mktemp("first_quarter") / "landing"
-    landing.seed_landing_zone(root, FIRST_QUARTER[-1])
+    layout.seed_landing_zone(root, FIRST_QUARTER[-1])
     return root
 
 
@@ -42,9 +42,9 @@ def january_features(seeded_landing: Path) -> pd.DataFrame:
     read = raw.read_raw_csv
     features, _ = build_month_features(
         "2013-01",
-        read(landing.monthly_file(seeded_landing, "flights", "2013-01"), raw.FLIGHTS_SCHEMA),
-        read(landing.monthly_file(seeded_landing, "weather", "2013-01"), raw.WEATHER_SCHEMA),
-        read(seeded_landing / landing.PLANES_FILE, raw.PLANES_SCHEMA),
+        read(layout.monthly_file(seeded_landing, "flights", "2013-01"), raw.FLIGHTS_SCHEMA),
+        read(layout.monthly_file(seeded_landing, "weather", "2013-01"), raw.WEATHER_SCHEMA),
+        read(seeded_landing / layout.PLANES_FILE, raw.PLANES_SCHEMA),
     )
     return features
 

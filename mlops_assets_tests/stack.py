@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_assets.defs.partitions import Batch, batch_target
+from mlops_assets.defs.shared.partitions import Batch, batch_target
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -311,7 +311,7 @@ def start_tracking_server(
 def start_celery_worker(name: str, env: dict[str, str], logs: Path) -> Server:
     """One Celery worker of the production profile (``$DAGSTER_HOME`` from ``env``), as
     ``mlops-assets workers`` starts each; returns once it is ready for tasks."""
-    from mlops_assets import workers
+    from mlops_assets.runtime import workers
 
     config = workers.write_worker_config(Path(env["DAGSTER_HOME"]))
     worker = start_server(

@@ -9,10 +9,12 @@ import sys
 import dagster as dg
 import pytest
 
-from mlops_assets import definitions, landing, settings
-from mlops_assets.defs.partitions import MONTH_BATCHES, MONTHS, MONTHS_PER_RUN, month_ranges
-from mlops_assets.defs.reproduce import ReproduceConfig
-from mlops_assets.defs.rollback import RollbackConfig
+from mlops_assets import definitions
+from mlops_assets.defs.operations.reproduce import ReproduceConfig
+from mlops_assets.defs.operations.rollback import RollbackConfig
+from mlops_assets.defs.shared.partitions import MONTH_BATCHES, MONTHS, MONTHS_PER_RUN, month_ranges
+from mlops_assets.landing import layout
+from mlops_assets.runtime import settings
 
 MONTHLY = {
     "raw_flights",
@@ -194,7 +196,7 @@ def test_the_nightly_scoring_schedule_scores_the_newest_built_month(
 
 
 def test_months_are_cut_into_consecutive_batches_of_at_most_months_per_run() -> None:
-    order = [landing.month_key(2013, m) for m in range(1, 13)]
+    order = [layout.month_key(2013, m) for m in range(1, 13)]
     year = month_ranges(order, order)
     assert year == [
         (order[i], order[min(i + MONTHS_PER_RUN, 12) - 1]) for i in range(0, 12, MONTHS_PER_RUN)

@@ -18,9 +18,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from mlops_assets import definitions, landing, rebuild
-from mlops_assets.defs.partitions import MONTHS_PER_RUN
-from mlops_assets.defs.raw_data import raw_flights
+from mlops_assets import definitions
+from mlops_assets.cli import rebuild
+from mlops_assets.defs.ingestion.raw_data import raw_flights
+from mlops_assets.defs.shared.partitions import MONTHS_PER_RUN
+from mlops_assets.landing import layout
 from mlops_assets.ml import candidates
 from mlops_assets.ml.candidates import SELECTION_MARGIN
 from mlops_assets.ml.columns import FEATURE_COLUMNS
@@ -50,7 +52,7 @@ class Materialized:
         return self.run_ids[len(BATCHES) + 1 :]
 
 
-MONTHS = [landing.month_key(2013, m) for m in range(1, 13)]
+MONTHS = [layout.month_key(2013, m) for m in range(1, 13)]
 BATCHES = [MONTHS[i : i + MONTHS_PER_RUN] for i in range(0, len(MONTHS), MONTHS_PER_RUN)]
 """The runs a backfill of the year makes of the months: ``MONTHS_PER_RUN`` each."""
 
@@ -401,7 +403,7 @@ def test_a_transient_fault_is_retried_in_a_new_nested_run(
 def test_a_month_that_has_not_landed_fails_with_the_command_to_run(
     project_env: Path, instance: dg.DagsterInstance
 ) -> None:
-    assert landing.is_empty(project_env / "landing")
+    assert layout.is_empty(project_env / "landing")
     instance.add_dynamic_partitions("month", ["2013-01"])
     result = dg.materialize(
         [raw_flights],

@@ -16,7 +16,7 @@ from dagster_graphql import DagsterGraphQLClient
 from mlflow import MlflowClient
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from mlops_assets.defs.partitions import MONTHS_PER_RUN
+from mlops_assets.defs.shared.partitions import MONTHS_PER_RUN
 from mlops_assets_tests.contract import ASSET_KEYS, FIRST_QUARTER, QUICK_SEARCH
 from mlops_assets_tests.stack import ROOT, LocalStack, graphql, local_stack, wait_until
 

@@ -1,1 +1,1 @@
-"""Every asset, job, schedule and sensor of the code location, one module per concern."""
+"""The code location's definitions, one package per domain (loaded by ``definitions.py``)."""

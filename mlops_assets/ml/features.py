@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlops_assets.landing import parse_month
+from mlops_assets.landing.layout import parse_month
 from mlops_assets.ml.columns import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
@@ -305,7 +305,7 @@ def _origin_weather(
 
 def airport_time_zones() -> dict[str, str]:
     """Each airport's IANA time zone (``faa`` -> ``tzone``), from the package's ``airports.csv``."""
-    from mlops_assets.landing import read_source_table
+    from mlops_assets.landing.layout import read_source_table
 
     airports = read_source_table("airports").dropna(subset=["tzone"])
     return dict(zip(airports["faa"].astype(str), airports["tzone"].astype(str), strict=True))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 # numpy and pandas are imported by the functions that compute: the code location loads the
-# dataclasses (through mlops_assets.records) and should not pay for them.
+# dataclasses (through mlops_assets.tracking.records) and should not pay for them.
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pandera.pandas as pa
 
-from mlops_assets.landing import month_key, parse_month
+from mlops_assets.landing.layout import month_key, parse_month
 
 EXAMPLES = 5
 """Offending values quoted in a summary, per column and check."""

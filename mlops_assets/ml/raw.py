@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops_assets.landing import LandingError
+from mlops_assets.landing.layout import LandingError
 
 # Column -> dtype, as the feed documents them. Integers that may be missing are floats.
 FLIGHTS_SCHEMA: Mapping[str, str] = {

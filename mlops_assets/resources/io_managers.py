@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets import settings
+from mlops_assets.runtime import settings
 
 if TYPE_CHECKING:
     import pandas as pd

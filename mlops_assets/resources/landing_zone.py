@@ -7,7 +7,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets import landing, settings
+from mlops_assets.landing import layout
+from mlops_assets.runtime import settings
 
 
 class LandingZone(dg.ConfigurableResource):
@@ -29,7 +30,7 @@ class LandingZone(dg.ConfigurableResource):
         Raises:
             dg.Failure: When that month has not landed (or is still being copied).
         """
-        path = landing.monthly_file(self.root(), table, month)
+        path = layout.monthly_file(self.root(), table, month)
         if not path.is_file():
             raise dg.Failure(
                 allow_retries=False,
@@ -47,8 +48,8 @@ class LandingZone(dg.ConfigurableResource):
         Complete means both its flights and weather files have landed, as the landing-zone
         sensor requires before it consumes a month; otherwise None.
         """
-        previous = landing.previous_month(month)
-        paths = {t: landing.monthly_file(self.root(), t, previous) for t in landing.MONTHLY_TABLES}
+        previous = layout.previous_month(month)
+        paths = {t: layout.monthly_file(self.root(), t, previous) for t in layout.MONTHLY_TABLES}
         return paths[table] if all(path.is_file() for path in paths.values()) else None
 
     def planes_file(self) -> Path:
@@ -57,7 +58,7 @@ class LandingZone(dg.ConfigurableResource):
         Raises:
             dg.Failure: When it has not landed.
         """
-        path = self.root() / landing.PLANES_FILE
+        path = self.root() / layout.PLANES_FILE
         if not path.exists():
             raise dg.Failure(
                 allow_retries=False,

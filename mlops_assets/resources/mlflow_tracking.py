@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from mlops_assets import gc_policy, settings
-from mlops_assets.faults import is_transient, root_cause
-from mlops_assets.provenance import git_commit
+from mlops_assets.runtime import gc_policy, settings
+from mlops_assets.tracking.faults import is_transient, root_cause
+from mlops_assets.tracking.provenance import git_commit
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -246,7 +246,7 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def alias_version(self, alias: str) -> str | None:
         """The registered model's version that carries ``alias``, or None when none does."""
-        from mlops_assets.model_registry import current_version
+        from mlops_assets.tracking.registry import current_version
 
         return current_version(self.client(), self.model_name, alias)
 

@@ -1,0 +1,1 @@
+"""The ``mlops-assets`` command: seed the landing zone, prepare the instance, rebuild, serve."""

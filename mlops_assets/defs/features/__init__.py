@@ -1,0 +1,1 @@
+"""Per-month flight features for the model, checked."""

@@ -1,0 +1,1 @@
+"""The model's lifecycle: training, evaluation, registration and the @champion."""

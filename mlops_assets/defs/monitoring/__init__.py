@@ -1,0 +1,1 @@
+"""Feature drift, freshness of the champion and predictions, and failed runs."""

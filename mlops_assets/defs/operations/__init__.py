@@ -1,0 +1,1 @@
+"""Jobs, schedules, automation, and the operator's jobs (reproduce, roll back)."""

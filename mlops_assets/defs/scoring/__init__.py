@@ -1,0 +1,1 @@
+"""Predictions of the @champion on each month's flights."""

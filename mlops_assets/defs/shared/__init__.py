@@ -1,0 +1,1 @@
+"""Helpers every domain uses: asset keys and tags, partitions, policies, tables, lineage."""

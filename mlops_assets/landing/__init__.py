@@ -1,0 +1,1 @@
+"""The landing zone: where monthly files land, how they are scanned, and the scale-up copies."""

@@ -1,0 +1,1 @@
+"""How the project runs: settings, the environment's profiles, workers, the local instance."""
