@@ -71,7 +71,7 @@ browser: ## Install Debian's Chromium for the browser tests when it is missing
 test: lint browser ## The whole test suite (lint and type check included)
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
-bench: seed ## Run the benchmarks and rewrite the README's results table
+bench: seed ## Run the benchmarks and rewrite the results table in docs/performance.md
 	$(BIN)/python -m benchmarks.run_all
 
 clean: ## Remove the virtual environments (data/ is kept)

@@ -1,1 +1,1 @@
-"""Benchmarks: each script measures one figure of the README's results table."""
+"""Benchmarks: each script measures one figure of the results table in docs/performance.md."""

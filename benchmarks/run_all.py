@@ -1,4 +1,4 @@
-"""Run every benchmark and rewrite the README's results table (``make bench``)."""
+"""Run every benchmark and rewrite the results table of ``docs/performance.md`` (``make bench``)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ from benchmarks import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "performance.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def render(figures: dict[str, Any]) -> str:
-    """The README table for one set of figures."""
+    """The results table for one set of figures."""
     pipeline = figures["pipeline"]
     scan = figures["landing_scan"]
     month = figures["incremental"]
@@ -250,12 +251,24 @@ def _distributed_rows(distributed: dict[str, Any] | None) -> list[tuple[str, str
     ]
 
 
-def write_readme(figures: dict[str, Any]) -> None:
-    """Replace the README's results block with a table of ``figures``."""
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+def write_results(figures: dict[str, Any], path: Path = RESULTS) -> None:
+    """Replace the results block of ``path`` (``docs/performance.md``) with a table of
+    ``figures``, leaving everything outside the block as it was.
+
+    Args:
+        figures: the measured figures, as ``benchmarks/results/pipeline.json`` holds them.
+        path: the Markdown file holding exactly one block between ``START`` and ``END``.
+
+    Raises:
+        ValueError: when the file does not hold exactly one such block.
+    """
+    text = path.read_text()
+    pattern = re.compile(f"{re.escape(START)}.*?{re.escape(END)}", flags=re.S)
+    found = len(pattern.findall(text))
+    if found != 1:
+        raise ValueError(f"{path} holds {found} results blocks ({START} ... {END}); expected 1")
     block = f"{START}\n{render(figures)}\n{END}"
-    readme.write_text(re.sub(f"{START}.*?{END}", lambda _: block, text, flags=re.S))
+    path.write_text(pattern.sub(lambda _: block, text))
 
 
 BENCHMARKS = {
@@ -273,7 +286,7 @@ BENCHMARKS = {
 
 
 def main(names: list[str]) -> None:
-    """Measure, save the raw figures after each benchmark, and rewrite the README block.
+    """Measure, save the raw figures after each benchmark, and rewrite the results block.
 
     With names (e.g. ``serving``), only those benchmarks run again; the other figures are
     kept from ``benchmarks/results/pipeline.json``.
@@ -288,7 +301,7 @@ def main(names: list[str]) -> None:
         if not names or name in names:
             figures[name] = measure()
             results.write_text(json.dumps(figures, indent=2))
-    write_readme(figures)
+    write_results(figures)
     print(render(figures))
 
 

@@ -12,6 +12,8 @@ import pytest
 from mlops_assets import definitions
 from mlops_assets.defs.operations.reproduce import ReproduceConfig
 from mlops_assets.defs.operations.rollback import RollbackConfig
+from mlops_assets.defs.shared import keys as keys_module
+from mlops_assets.defs.shared.lineage import model_code_versions
 from mlops_assets.defs.shared.partitions import MONTH_BATCHES, MONTHS, MONTHS_PER_RUN, month_ranges
 from mlops_assets.landing import layout
 from mlops_assets.runtime import settings
@@ -87,6 +89,7 @@ def test_definitions_validate_and_bind_every_resource() -> None:
         "feature_drift",
     }
     drift_check = dg.AssetCheckKey(dg.AssetKey("feature_drift"), "drift_within_thresholds")
+    assert drift_check == keys_module.DRIFT_CHECK
     assert drift_check in graph.asset_check_keys
     for job in (month_job, scoring_job):
         assert drift_check in job.asset_layer.asset_graph.asset_check_keys
@@ -95,6 +98,23 @@ def test_definitions_validate_and_bind_every_resource() -> None:
         "trained_model",
         "model_evaluation",
         "registered_model",
+    }
+
+
+def test_every_named_asset_key_is_an_asset_of_the_code_location() -> None:
+    """The keys that sensors, jobs and checks import (``defs/shared/keys.py``) name real assets."""
+    named = {value for value in vars(keys_module).values() if isinstance(value, dg.AssetKey)}
+    assert {key.to_user_string() for key in named} == set(ASSETS)
+    assert set(keys_module.MODEL_LINEAGE) <= named
+
+
+def test_the_code_versions_a_model_records_are_the_repositorys() -> None:
+    """What ``trained_model`` records and ``reproduce_job`` compares is what Dagster holds."""
+    graph = definitions.defs.get_repository_def().asset_graph
+    held = {key: graph.get(key).code_version for key in graph.get_all_asset_keys()}
+    assert held == keys_module.CODE_VERSIONS
+    assert model_code_versions() == {
+        key.to_user_string(): held[key] for key in keys_module.MODEL_LINEAGE
     }
 
 

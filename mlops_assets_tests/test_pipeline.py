@@ -201,7 +201,7 @@ def test_evaluation_metrics_and_plots_are_logged(materialized: Materialized) -> 
     # December's leak-free figure for this search is 0.727. The bar was 0.72 while the
     # features saw weather reported after the moment (0.733 then); it keeps its margin of
     # about 0.013 below the honest figure, which is also about the spread of the candidates
-    # that the validation month cannot tell apart (see the README's candidate search).
+    # that the validation month cannot tell apart (see docs/model-lifecycle.md, *Model candidates*).
     assert isinstance(auc, float) and auc >= 0.715
     for plot in ("roc_curve", "pr_curve", "calibration_curve", "confusion_matrix"):
         assert str(evaluation[plot].value).startswith(f"![{plot}.png](data:image/png;base64,")

@@ -296,7 +296,7 @@ def test_user_backfills_every_month_from_the_browser(stack: LocalStack, page: Pa
         assert {run["status"] for run in runs} == {"SUCCESS"}
         # The assets' BackfillPolicy: one run per batch of months for their raw data and
         # features, one for the model, one per batch for the predictions and drift (they
-        # wait for the registered model): see the README.
+        # wait for the registered model): see docs/pipeline.md, *Partitions*.
         batches = -(-len(MONTHS) // MONTHS_PER_RUN)
         assert len(runs) == batches + 1 + batches
         by_run = {

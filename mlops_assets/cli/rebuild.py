@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from mlops_assets.defs.shared.metadata import SEARCH_TAG, TRIGGER_TAG
+from mlops_assets.defs.shared.keys import FULL_SEARCH, SEARCH_TAG, TRIGGER_TAG
 from mlops_assets.defs.shared.partitions import (
     MONTH_PARTITIONS,
     Batch,
@@ -30,7 +30,7 @@ from mlops_assets.landing import scan
 from mlops_assets.runtime import gc_policy
 
 if TYPE_CHECKING:
-    from dagster._core.instance.ref import InstanceRef
+    from mlops_assets.runtime.dagster_compat import InstanceRef
 
 
 class RebuildError(Exception):
@@ -174,10 +174,9 @@ def score(defs: dg.Definitions, instance: dg.DagsterInstance, workers: int = 1) 
     Returns:
         The run ids; none when no version is @champion (the gate has never passed).
     """
-    from mlops_assets.defs.model.registry import champion_data_version
-    from mlops_assets.defs.shared.lineage import registered_model_data_version
+    from mlops_assets.defs.model.champion import has_recorded_champion
 
-    if registered_model_data_version(instance) in (None, champion_data_version(None)):
+    if not has_recorded_champion(instance):
         return []
     months = list(instance.get_dynamic_partitions(MONTH_PARTITIONS))
     return _run_batches(defs, instance, "scoring_job", batches(instance, months), workers)
@@ -201,7 +200,7 @@ def rebuild(
     runs = ingest(defs, instance, root, workers)
     # A rebuild of everything searches the candidates again, as the first one did; a month
     # absorbed by the sensor and the automation only refits the last search's choice.
-    rebuild_tags = {SEARCH_TAG: "full", TRIGGER_TAG: "mlops-assets materialize"}
+    rebuild_tags = {SEARCH_TAG: FULL_SEARCH, TRIGGER_TAG: "mlops-assets materialize"}
     runs.append(
         _execute(defs, instance, "retrain_job", run_config=model_run_config, tags=rebuild_tags)
     )

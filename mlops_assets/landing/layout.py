@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
@@ -79,9 +81,37 @@ def next_month(month: str) -> str:
     return month_key(year + 1, 1) if number == 12 else month_key(year, number + 1)
 
 
+def monthly_name(table: str, month: str) -> str:
+    """One month's file of a monthly table, relative to the landing zone.
+
+    For example ``flights/2013-02.csv.gz``.
+    """
+    return f"{table}/{month}.csv.gz"
+
+
 def monthly_file(landing: Path, table: str, month: str) -> Path:
     """Path of one month's file of a monthly table."""
-    return landing / table / f"{month}.csv.gz"
+    return landing / monthly_name(table, month)
+
+
+def month_input_names(table: str, month: str, landed: Callable[[str], bool]) -> list[str]:
+    """The files the raw ``table`` partition of ``month`` reads, as :func:`monthly_name` gives.
+
+    Its own file, after the previous month's (for context rows) when that month is complete:
+    both its flights and weather files have landed, as the landing-zone sensor requires before
+    it consumes a month. The raw assets read these files and the sensor versions them, both
+    through this rule.
+
+    Args:
+        table: ``flights`` or ``weather``.
+        month: ``YYYY-MM``.
+        landed: Whether a file (by its :func:`monthly_name`) is there to read.
+    """
+    previous = previous_month(month)
+    own = monthly_name(table, month)
+    if all(landed(monthly_name(t, previous)) for t in MONTHLY_TABLES):
+        return [monthly_name(table, previous), own]
+    return [own]
 
 
 TEMPORARY_SUFFIXES = (".part", ".tmp")

@@ -30,9 +30,10 @@ from mlops_assets.landing.layout import (
     PLANES_FILE,
     LandingError,
     is_temporary_name,
+    month_input_names,
+    monthly_name,
     next_month,
     parse_month,
-    previous_month,
 )
 
 STATE_VERSION = 1
@@ -123,20 +124,16 @@ def version_of(digests: Mapping[str, str]) -> str:
 
 def month_keys(month: str) -> list[str]:
     """State keys of a month's files: flights then weather."""
-    return [f"{table}/{month}.csv.gz" for table in MONTHLY_TABLES]
+    return [monthly_name(table, month) for table in MONTHLY_TABLES]
 
 
 def month_inputs(state: Mapping[str, FileState], table: str, month: str) -> list[str]:
-    """State keys of the files the raw ``table`` partition of ``month`` reads.
+    """State keys of the files the raw ``table`` partition of ``month`` reads (consumed ones).
 
-    Its own file, and the previous month's (for context rows) when that month is complete:
-    the rule ``LandingZone.previous_month_file`` applies when the partition is materialized.
+    The rule is :func:`~mlops_assets.landing.layout.month_input_names`, which the raw assets
+    apply to the landing zone when they read.
     """
-    previous = previous_month(month)
-    keys = [f"{table}/{month}.csv.gz"]
-    if all(key in state for key in month_keys(previous)):
-        keys.insert(0, f"{table}/{previous}.csv.gz")
-    return keys
+    return month_input_names(table, month, state.__contains__)
 
 
 def month_version(state: Mapping[str, FileState], table: str, month: str) -> str:

@@ -46,7 +46,7 @@ class GateDecision:
 
 @dataclass(frozen=True)
 class GateSettings:
-    """The thresholds of the gate (documented defaults; see the README)."""
+    """The thresholds of the gate (documented defaults; see docs/model-lifecycle.md)."""
 
     min_roc_auc: float = 0.70
     min_lower_bound: float = 0.001

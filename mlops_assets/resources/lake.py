@@ -15,7 +15,7 @@ import dagster as dg
 from pydantic import BaseModel
 from upath import UPath
 
-from mlops_assets.resources.io_managers import StoredPartitions
+from mlops_assets.resources.stored_partitions import StoredPartitions
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -45,12 +45,12 @@ class LandingZone(dg.ConfigurableResource):
     def previous_month_file(self, table: str, month: str) -> Path | None:
         """The ``table`` file of the month before ``month`` when that month is complete.
 
-        Complete means both its flights and weather files have landed, as the landing-zone
-        sensor requires before it consumes a month; otherwise None.
+        The rule is :func:`~mlops_assets.landing.layout.month_input_names` (the landing-zone
+        sensor versions a month's inputs with it); None when the month reads its own file only.
         """
-        previous = layout.previous_month(month)
-        paths = {t: layout.monthly_file(self.root(), t, previous) for t in layout.MONTHLY_TABLES}
-        return paths[table] if all(path.is_file() for path in paths.values()) else None
+        root = self.root()
+        names = layout.month_input_names(table, month, lambda name: (root / name).is_file())
+        return root / names[0] if len(names) > 1 else None
 
     def planes_file(self) -> Path:
         """The planes reference file.

@@ -1,8 +1,22 @@
 """MLflow tracking injected into assets: one parent run per Dagster run, one nested run per asset.
 
-What is kept from dagster-mlflow: its lookup of the Dagster run's MLflow run by the
-``dagster_run_id`` tag (the same tag is set here, so runs made by either are found by the
-other) and the idea of one MLflow run shared by every step process of a Dagster run.
+An asset opens its run with ``with mlflow_tracking.asset_run(context) as run:`` and logs
+through the handle (``run.log_params``, ``run.log_metrics``, ``run.log_files``,
+``run.log_model``, ``run.child`` for nested runs...): assets make no ``mlflow.*`` call. The
+bookkeeping of the parent and nested runs is plain functions over an ``MlflowClient``
+(``tracking/runs.py``), the handle is ``tracking/handle.py``; this resource holds the
+configuration, the client, the links between the two UIs and the lifecycle around an asset.
+
+What is kept from dagster-mlflow: its convention that the MLflow run of a Dagster run is the
+one tagged ``dagster_run_id`` with the run's id. The same tag is set and searched for here,
+so in one Dagster run an op using ``dagster_mlflow.mlflow_tracking`` and an asset using this
+resource share one parent run, whichever comes first
+(``mlops_assets_tests/resources/test_dagster_mlflow_interop.py``). No code of it is used:
+its lookup (``MlFlow._get_current_run_id``) is a method of the resource object, which starts
+an MLflow run and sets the experiment process-wide when built, and returns the newest run
+with the tag where the race between step processes needs the earliest; its ``log_params``
+chunking is what ``MlflowClient.log_batch`` does itself; and importing it imports ``mlflow``,
+which must stay out of the code location's import time.
 
 What is replaced, and why: ``dagster_mlflow.mlflow_tracking`` is a legacy untyped
 ``@resource`` that copies all of ``mlflow`` onto a class through a metaclass and keeps one
@@ -24,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,62 +48,26 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from mlops_assets.runtime import gc_policy, settings
+from mlops_assets.runtime.locks import file_lock
+from mlops_assets.tracking import handle, runs
 from mlops_assets.tracking.faults import is_transient, root_cause
+from mlops_assets.tracking.handle import RunHandle
 from mlops_assets.tracking.provenance import git_commit
+from mlops_assets.tracking.runs import DAGSTER_RUN_TAG, PARENT_RUN_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities import Run
 
-# dagster-mlflow's tag for "the MLflow run of this Dagster run".
-DAGSTER_RUN_TAG = "dagster_run_id"
-PARENT_RUN_TAG = "mlflow.parentRunId"
-RUNNING, FINISHED, FAILED, KILLED = "RUNNING", "FINISHED", "FAILED", "KILLED"
+__all__ = ["DAGSTER_RUN_TAG", "PARENT_RUN_TAG", "AssetRun", "MlflowTracking", "RunHandle"]
+
 StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
 
 
-def log_files(files: dict[str, bytes], artifact_path: str) -> None:
-    """Log in-memory files to the active MLflow run under ``artifact_path``, in one upload."""
-    import tempfile
-
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as scratch:
-        for name, payload in files.items():
-            (Path(scratch) / name).write_bytes(payload)
-        mlflow.log_artifacts(scratch, artifact_path)
-
-
-@contextmanager
-def _file_lock(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-    """An exclusive advisory lock between processes on this machine.
-
-    ``on_wait`` is called once if another process holds it. The OS releases it when its
-    holder dies.
-    """
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @dataclass(frozen=True)
-class AssetRun:
+class AssetRun(RunHandle):
     """The nested MLflow run of one asset materialization (active while the block runs)."""
 
-    run_id: str
     parent_run_id: str
-    experiment_id: str
     url: str
 
     def metadata(self) -> dict[str, dg.MetadataValue]:
@@ -216,7 +194,7 @@ class MlflowTracking(dg.ConfigurableResource):
             # A client creates a new SQLite store's tables when it opens the store; step
             # processes doing so at once fail in alembic. Let one process at a time open it.
             opening = (
-                _file_lock(Path(uri.removeprefix("sqlite:///") + ".init.lock"))
+                file_lock(Path(uri.removeprefix("sqlite:///") + ".init.lock"))
                 if uri.startswith("sqlite:///")
                 else nullcontext()
             )
@@ -244,129 +222,16 @@ class MlflowTracking(dg.ConfigurableResource):
         """The ``models:/`` URI of one version of the registered model."""
         return f"models:/{self.model_name}/{version}"
 
-    def alias_version(self, alias: str) -> str | None:
-        """The registered model's version that carries ``alias``, or None when none does."""
-        from mlops_assets.tracking.registry import current_version
-
-        return current_version(self.client(), self.model_name, alias)
-
     def experiment_id(self) -> str:
         """The experiment's id, created on first use (safe when several processes race)."""
         if self._experiment_id is None:
-            from mlflow.exceptions import MlflowException
-
-            client = self.client()
-            experiment = client.get_experiment_by_name(self.experiment_name)
-            if experiment is None:
-                location = self.artifact_location
-                if location is None and not self.resolved_tracking_uri().startswith(
-                    ("http://", "https://")
-                ):
-                    location = settings.default_artifact_location()
-                try:
-                    self._experiment_id = client.create_experiment(
-                        self.experiment_name, artifact_location=location
-                    )
-                except MlflowException as error:
-                    if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                        raise
-                    experiment = client.get_experiment_by_name(self.experiment_name)
-            if self._experiment_id is None:
-                assert experiment is not None
-                self._experiment_id = experiment.experiment_id
+            location = self.artifact_location
+            if location is None and not self.resolved_tracking_uri().startswith(
+                ("http://", "https://")
+            ):
+                location = settings.default_artifact_location()
+            self._experiment_id = runs.experiment_id(self.client(), self.experiment_name, location)
         return self._experiment_id
-
-    def _parent_runs(self, dagster_run_id: str) -> list[Run]:
-        runs = self.client().search_runs(
-            [self.experiment_id()], filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}'"
-        )
-        return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
-
-    def parent_run_id(self, context: dg.AssetExecutionContext) -> str:
-        """The MLflow run of this Dagster run, created by whichever step needs it first.
-
-        Step processes may race to create it; each creator then elects the earliest run with
-        the tag and deletes its own if it lost, so all steps converge on one parent.
-        """
-        client = self.client()
-        run = context.run
-        existing = self._parent_runs(run.run_id)
-        if existing:
-            parent = existing[0]
-        else:
-            created = client.create_run(
-                self.experiment_id(),
-                run_name=f"{run.job_name}-{run.run_id[:8]}",
-                tags={
-                    DAGSTER_RUN_TAG: run.run_id,
-                    "dagster.run_id": run.run_id,
-                    "dagster.job": run.job_name,
-                    "dagster.root_run_id": run.root_run_id or run.run_id,
-                    "dagster.parent_run_id": run.parent_run_id or "",
-                    "dagster.run_url": self.dagster_run_url(run.run_id),
-                    "mlflow.source.git.commit": git_commit(),
-                    "git_commit": git_commit(),
-                    "mlflow.note.content": (
-                        f"Dagster run [{run.run_id}]({self.dagster_run_url(run.run_id)}) "
-                        f"of job `{run.job_name}`."
-                    ),
-                },
-            )
-            parent = self._parent_runs(run.run_id)[0]
-            if parent.info.run_id != created.info.run_id:
-                client.delete_run(created.info.run_id)
-        if parent.info.status != RUNNING:
-            client.update_run(parent.info.run_id, status=RUNNING)
-        return parent.info.run_id
-
-    def _finish_parent(self, parent_run_id: str) -> None:
-        """End the parent when none of its nested runs is still running.
-
-        Every nested run ends itself before calling this, so the last one to end always sees
-        all of its siblings ended. The parent ends FAILED if the latest attempt of any asset
-        (partition) failed, else FINISHED: an attempt that failed and was retried with
-        success does not fail the parent.
-        """
-        client = self.client()
-        children = client.search_runs(
-            [self.experiment_id()], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"
-        )
-        if any(child.info.status == RUNNING for child in children):
-            return
-        latest: dict[tuple[str, str], Run] = {}
-        for child in sorted(children, key=lambda run: run.info.start_time or 0):
-            tags = child.data.tags
-            latest[(tags.get("dagster.asset_key", ""), tags.get("dagster.partition_key", ""))] = (
-                child
-            )
-        failed = any(child.info.status in (FAILED, KILLED) for child in latest.values())
-        end_time = max((child.info.end_time or 0 for child in children), default=None)
-        client.set_terminated(
-            parent_run_id, status=FAILED if failed else FINISHED, end_time=end_time
-        )
-
-    def close_failed_run(self, dagster_run_id: str, reason: str) -> list[str]:
-        """Mark the MLflow runs of a failed Dagster run FAILED; return the runs it changed.
-
-        The nested runs close themselves when their asset body fails, but not when a step
-        fails outside it (writing its output) or its process is killed: this closes those,
-        and the parent. Runs already ended FAILED or KILLED are left as they are.
-        """
-        client = self.client()
-        changed = []
-        for parent in self._parent_runs(dagster_run_id):
-            children = client.search_runs(
-                [self.experiment_id()],
-                filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent.info.run_id}'",
-            )
-            for run in [*children, parent]:
-                if run.info.status in (FAILED, KILLED):
-                    continue
-                if run is parent or run.info.status == RUNNING:
-                    client.set_tag(run.info.run_id, "dagster.failure", reason[:5000])
-                    client.set_terminated(run.info.run_id, status=FAILED)
-                    changed.append(run.info.run_id)
-        return changed
 
     @contextmanager
     def classify_faults(self, context: StepContext) -> Iterator[None]:
@@ -426,7 +291,7 @@ class MlflowTracking(dg.ConfigurableResource):
         registry = self.registry_uri or self.resolved_tracking_uri()
         digest = hashlib.sha256(f"{registry}\n{self.model_name}".encode()).hexdigest()[:16]
         what = f"registry lock of {self.model_name}"
-        with _file_lock(
+        with file_lock(
             settings.data_dir() / "locks" / f"registry-{digest}.lock",
             on_wait=lambda: context.log.info(f"{what}: waiting (another run holds it)"),
         ):
@@ -436,76 +301,88 @@ class MlflowTracking(dg.ConfigurableResource):
             finally:
                 context.log.info(f"{what}: released")
 
-    def _close_earlier_attempts(self, parent_run_id: str, tags: dict[str, str]) -> None:
-        """End FAILED the nested runs of this asset that earlier attempts could not end."""
-        client = self.client()
-        left_open = client.search_runs(
-            [self.experiment_id()],
-            filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}' "
-            f"and tags.`dagster.asset_key` = '{tags['dagster.asset_key']}' "
-            f"and attributes.status = '{RUNNING}'",
+    def parent_run_id(self, context: StepContext) -> str:
+        """The MLflow run of this Dagster run, created by whichever step needs it first."""
+        run = context.run
+        url = self.dagster_run_url(run.run_id)
+        return runs.elect_parent(
+            self.client(),
+            self.experiment_id(),
+            run.run_id,
+            run_name=f"{run.job_name}-{run.run_id[:8]}",
+            tags={
+                "dagster.run_id": run.run_id,
+                "dagster.job": run.job_name,
+                "dagster.root_run_id": run.root_run_id or run.run_id,
+                "dagster.parent_run_id": run.parent_run_id or "",
+                "dagster.run_url": url,
+                "mlflow.source.git.commit": git_commit(),
+                "git_commit": git_commit(),
+                "mlflow.note.content": (
+                    f"Dagster run [{run.run_id}]({url}) of job `{run.job_name}`."
+                ),
+            },
         )
-        for run in left_open:
-            if run.data.tags.get("dagster.partition_key") == tags.get("dagster.partition_key"):
-                client.set_tag(
-                    run.info.run_id,
-                    "dagster.failure",
-                    "MLflow was unreachable when this attempt failed; ended by the next attempt",
-                )
-                client.set_terminated(run.info.run_id, status=FAILED)
+
+    def close_failed_run(self, dagster_run_id: str, reason: str) -> list[str]:
+        """Mark the MLflow runs of a failed Dagster run FAILED; return the runs it changed.
+
+        See ``tracking.runs.close_failed_run``: what a step failing outside its asset body,
+        or a killed process, left RUNNING is ended FAILED, and the parent with it.
+        """
+        return runs.close_failed_run(self.client(), self.experiment_id(), dagster_run_id, reason)
+
+    @contextmanager
+    def standalone_run(self, run_name: str, tags: Mapping[str, str]) -> Iterator[RunHandle]:
+        """A top-level MLflow run of this experiment, outside any Dagster run's parent."""
+        handle.use_stores(self.resolved_tracking_uri(), self.registry_uri)
+        with handle.standalone_run(self.experiment_id(), run_name, tags) as run:
+            yield run
 
     def _end_after_error(
-        self, context: StepContext, parent_run_id: str, status: str, error: BaseException
+        self, context: StepContext, run: AssetRun, status: str, error: BaseException
     ) -> None:
         """End the active nested run after its block raised ``error``.
 
         When MLflow itself is what failed, closing is tried once, without the client's
         retries: waiting here would only delay the step's retry, whose attempt ends the run.
         """
-        import mlflow
-
         if not is_transient(error):
-            mlflow.end_run(status=status)
-            self._finish_parent(parent_run_id)
+            handle.deactivate(status)
+            runs.finish_parent(self.client(), run.experiment_id, run.parent_run_id)
             return
-        run = mlflow.active_run()
         try:
             with _environment({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}):
-                mlflow.end_run(status=status)
-                self._finish_parent(parent_run_id)
+                handle.deactivate(status)
+                runs.finish_parent(self.client(), run.experiment_id, run.parent_run_id)
         except Exception as close_error:
             if not is_transient(close_error):
                 raise
             context.log.warning(
-                f"MLflow run {run.info.run_id if run else '?'} left RUNNING "
-                f"({root_cause(close_error)}): the next attempt or mlflow_run_failure_sensor "
-                "ends it"
+                f"MLflow run {run.run_id} left RUNNING ({root_cause(close_error)}): the next "
+                "attempt or mlflow_run_failure_sensor ends it"
             )
 
     @contextmanager
     def asset_run(self, context: dg.AssetExecutionContext) -> Iterator[AssetRun]:
-        """Open this materialization's nested MLflow run and make it MLflow's active run.
+        """Open this materialization's nested MLflow run, active while the block runs.
 
-        Inside the block, ``mlflow.log_*`` calls go to the nested run. It ends FINISHED when
-        the block succeeds, and FAILED (KILLED if interrupted) when it raises, then the
-        parent's status is brought up to date. Faults are classified by
-        :meth:`classify_faults`: transient ones are retried by the step's ``RetryPolicy``, in
-        a new nested run (which first ends the runs earlier attempts could not end).
+        The asset logs through the handle it yields. The run ends FINISHED when the block
+        succeeds, and FAILED (KILLED if interrupted) when it raises, then the parent's status
+        is brought up to date. Faults are classified by :meth:`classify_faults`: transient
+        ones are retried by the step's ``RetryPolicy``, in a new nested run (which first ends
+        the runs earlier attempts could not end).
         """
-        import mlflow
-
         with self.classify_faults(context):
-            mlflow.set_tracking_uri(self.resolved_tracking_uri())
-            if self.registry_uri:
-                mlflow.set_registry_uri(self.registry_uri)
-            client = self.client()
+            handle.use_stores(self.resolved_tracking_uri(), self.registry_uri)
+            client, experiment_id = self.client(), self.experiment_id()
             parent_run_id = self.parent_run_id(context)
             asset_key = context.asset_key
             tags = {
                 PARENT_RUN_TAG: parent_run_id,
                 "dagster.run_id": context.run.run_id,
                 "dagster.job": context.run.job_name,
-                "dagster.asset_key": asset_key.to_user_string(),
+                runs.ASSET_KEY_TAG: asset_key.to_user_string(),
                 "dagster.code_version": context.assets_def.code_versions_by_key.get(asset_key)
                 or "",
                 "dagster.run_url": self.dagster_run_url(context.run.run_id),
@@ -515,7 +392,7 @@ class MlflowTracking(dg.ConfigurableResource):
             }
             run_name = asset_key.to_user_string()
             if context.has_partition_key:
-                tags["dagster.partition_key"] = context.partition_key
+                tags[runs.PARTITION_KEY_TAG] = context.partition_key
                 run_name = f"{run_name}[{context.partition_key}]"
             elif context.has_partition_key_range:
                 # A batch of months: one MLflow run, its metrics one step per month.
@@ -523,27 +400,33 @@ class MlflowTracking(dg.ConfigurableResource):
                 tags["dagster.partition_range"] = f"{keys.start}...{keys.end}"
                 run_name = f"{run_name}[{keys.start}...{keys.end}]"
             if context.retry_number:
-                self._close_earlier_attempts(parent_run_id, tags)
-            nested = client.create_run(self.experiment_id(), run_name=run_name, tags=tags)
-            run_id = nested.info.run_id
-            mlflow.start_run(run_id=run_id, log_system_metrics=False)
-            try:
-                yield AssetRun(
-                    run_id=run_id,
-                    parent_run_id=parent_run_id,
-                    experiment_id=self.experiment_id(),
-                    url=self.run_url(self.experiment_id(), run_id),
+                runs.close_earlier_attempts(
+                    client,
+                    experiment_id,
+                    parent_run_id,
+                    tags[runs.ASSET_KEY_TAG],
+                    tags.get(runs.PARTITION_KEY_TAG),
                 )
+            run_id = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+            run = AssetRun(
+                run_id=run_id,
+                experiment_id=experiment_id,
+                parent_run_id=parent_run_id,
+                url=self.run_url(experiment_id, run_id),
+            )
+            handle.activate(run_id)
+            try:
+                yield run
             except BaseException as error:
                 interrupted = isinstance(
                     error, KeyboardInterrupt | dg.DagsterExecutionInterruptedError
                 )
                 self._end_after_error(
-                    context, parent_run_id, KILLED if interrupted else FAILED, error
+                    context, run, runs.KILLED if interrupted else runs.FAILED, error
                 )
                 raise
-            mlflow.end_run(status=FINISHED)
-            self._finish_parent(parent_run_id)
+            handle.deactivate(runs.FINISHED)
+            runs.finish_parent(client, experiment_id, parent_run_id)
 
 
 def _attempts(context: StepContext) -> int:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 MOVE_TAG_PREFIX = "alias_move."
 REGISTRATION_TAGS = ("training_run_id", "evaluation_run_id", "dagster.root_run_id")
@@ -55,6 +56,23 @@ def current_version(client: MlflowClient, name: str, alias: str) -> str | None:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise
+
+
+def registered_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
+    """Version ``version`` of the registered model ``name``.
+
+    Raises:
+        RegistryError: There is no such model or version (or ``version`` is no version
+            number); the message says which. Other MLflow errors (an outage) propagate.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise RegistryError(f"{name} has no version {version!r} ({error.message})") from error
 
 
 def record_move(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlops_assets.landing import layout, scan
+from mlops_assets.resources import LandingZone
 
 
 @pytest.fixture
@@ -191,6 +192,22 @@ def test_a_months_version_is_the_content_version_of_the_files_its_partition_read
     # Without January's weather, January is not complete: February reads no context.
     del state["weather/2013-01.csv.gz"]
     assert scan.month_inputs(state, "flights", "2013-02") == ["flights/2013-02.csv.gz"]
+
+
+@pytest.mark.parametrize("removed", [None, "weather/2013-01.csv.gz", "flights/2013-01.csv.gz"])
+def test_the_sensor_versions_the_files_the_raw_assets_read(zone: Path, removed: str | None) -> None:
+    """One rule for "which files a month reads": the scan's keys are the resource's paths."""
+    if removed:
+        (zone / removed).unlink()
+    state = scan.scan(zone, {}).state
+    landing_zone = LandingZone(path=str(zone))
+    for table in layout.MONTHLY_TABLES:
+        previous = landing_zone.previous_month_file(table, "2013-02")
+        read = [*([previous] if previous else []), landing_zone.month_file(table, "2013-02")]
+        assert scan.month_inputs(state, table, "2013-02") == [
+            path.relative_to(zone).as_posix() for path in read
+        ]
+        assert len(read) == (1 if removed else 2)
 
 
 def test_complete_months_skip_stray_names_and_lone_files(zone: Path) -> None:

@@ -5,8 +5,8 @@ challengers are the same small model (50 trees) fitted with different seeds, the
 mattering as the product's does: it draws the row-budget sample (90% of each label) and
 seeds the booster. Every ordered pair of 41 seeds is a trial (the champion's seed is drawn
 too: against one unlucky champion most refits look better). The gate must promote fewer
-than 5% of them. The rate depends on the months (the README's table: other months, measured
-with this code, exceed 5% with a bound of 0); the README reports the rates measured here.
+than 5% of them. The rate depends on the months (other months, measured with this code,
+exceed 5% with a bound of 0); docs/model-lifecycle.md reports the rates measured here.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from mlops_assets.ml.training import (
     serving_dtypes,
     stratified_sample,
 )
-from mlops_assets.resources.io_managers import StoredPartitions
 from mlops_assets.resources.lake import ParquetIOManager
+from mlops_assets.resources.stored_partitions import StoredPartitions
 
 MONTHS = ["2013-01", "2013-02", "2013-03"]
 

@@ -16,7 +16,7 @@ import pytest
 
 from mlops_assets import definitions
 from mlops_assets.cli import rebuild
-from mlops_assets.defs.monitoring.freshness import freshness_violation_sensor
+from mlops_assets.defs.monitoring.freshness_sensor import freshness_violation_sensor
 from mlops_assets.defs.monitoring.run_failure_sensors import notify_run_failure_sensor
 from mlops_assets.landing import layout
 from mlops_assets.resources import Notifier

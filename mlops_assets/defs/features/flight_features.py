@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs.shared import checks
+from mlops_assets.defs.shared.keys import CODE_VERSIONS, FLIGHT_FEATURES
 from mlops_assets.defs.shared.metadata import table_metadata
 from mlops_assets.defs.shared.partitions import month_asset, month_step, months_of
 from mlops_assets.defs.shared.policies import FILE_RETRY, REFRESH_WHEN_INPUTS_CHANGE
@@ -86,7 +87,7 @@ class FeatureConfig(dg.Config):
     "flight_features",
     group_name="features",
     kinds={"pandas"},
-    code_version="4",  # 4: arrivals known once landed, 28-day histories
+    code_version=CODE_VERSIONS[FLIGHT_FEATURES],
     retry_policy=FILE_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     dagster_type=table_type("flight_features"),
@@ -101,8 +102,6 @@ def flight_features(
     mlflow_tracking: MlflowTracking,
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output[MonthFrames]]:
     """A month's flights joined with origin weather, plane attributes and recent delays."""
-    import mlflow
-
     from mlops_assets.ml import quality, schemas
     from mlops_assets.ml.features import FeatureSettings, build_month_features
 
@@ -113,12 +112,12 @@ def flight_features(
     built: dict[str, DataFrame] = {}
     outcomes = {}
     with mlflow_tracking.asset_run(context) as run:
-        mlflow.log_params({**config.model_dump(), "months": ",".join(months)})
+        run.log_params({**config.model_dump(), "months": ",".join(months)})
         for month in months:
             features, summary = build_month_features(
                 month, raw_flights[month], raw_weather[month], raw_planes[month], settings
             )
-            mlflow.log_metrics(
+            run.log_metrics(
                 {
                     "feature_rows": summary.rows,
                     "excluded_no_arrival": summary.excluded_no_arrival,

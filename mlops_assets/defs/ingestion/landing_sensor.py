@@ -3,8 +3,14 @@
 import dagster as dg
 
 from mlops_assets.defs.operations.jobs import month_job
+from mlops_assets.defs.shared.keys import (
+    FLIGHT_FEATURES,
+    RAW_FLIGHTS,
+    RAW_PLANES,
+    RAW_WEATHER,
+    TRIGGER_TAG,
+)
 from mlops_assets.defs.shared.lineage import latest_materialization
-from mlops_assets.defs.shared.metadata import TRIGGER_TAG
 from mlops_assets.defs.shared.partitions import (
     MONTH_PARTITIONS,
     MONTHS,
@@ -17,11 +23,10 @@ from mlops_assets.landing.layout import MONTHLY_TABLES, PLANES_FILE
 from mlops_assets.resources import LandingZone
 
 RAW_ASSETS = {
-    "flights": dg.AssetKey("raw_flights"),
-    "weather": dg.AssetKey("raw_weather"),
-    "planes": dg.AssetKey("raw_planes"),
+    "flights": RAW_FLIGHTS,
+    "weather": RAW_WEATHER,
+    "planes": RAW_PLANES,
 }
-FEATURES = dg.AssetKey("flight_features")
 
 
 def _run_key(
@@ -56,7 +61,7 @@ def _month_built(
     expected = {t: scan.month_version(state, t, month) for t in MONTHLY_TABLES}
     expected["planes"] = scan.version_of({PLANES_FILE: state[PLANES_FILE].sha256})
     latest = {t: latest_materialization(instance, key, month) for t, key in RAW_ASSETS.items()}
-    features = latest_materialization(instance, FEATURES, month)
+    features = latest_materialization(instance, FLIGHT_FEATURES, month)
     raw_current = all(_content_version(latest[t]) == expected[t] for t in RAW_ASSETS)
     features_after_raw = features is not None and all(
         record is not None and features.storage_id > record.storage_id for record in latest.values()

@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.defs.shared import checks
+from mlops_assets.defs.shared.keys import CODE_VERSIONS
 from mlops_assets.defs.shared.metadata import table_metadata
 from mlops_assets.defs.shared.partitions import month_asset, month_step, months_of
 from mlops_assets.defs.shared.policies import FILE_RETRY
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from mlops_assets.ml.quality import Outcome
 
 GROUP = "ingestion"
-RAW_CODE_VERSION = "3"
 
 RawEvents = Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation | dg.Output[Any]]
 
@@ -55,7 +55,7 @@ def raw_asset(
         name,
         group_name=GROUP,
         kinds={"pandas", "csv"},
-        code_version=RAW_CODE_VERSION,
+        code_version=CODE_VERSIONS[dg.AssetKey(name)],
         retry_policy=FILE_RETRY,
         dagster_type=table_type(name),
         check_specs=checks.check_specs(name, checked),
@@ -152,8 +152,6 @@ def _materialize_months(
     that same hash for a single month; a batch's months share one data version (Dagster
     records one per output and run), the hash of all their files.
     """
-    import mlflow
-
     from mlops_assets.ml import quality, raw
 
     table = monthly_table(name)
@@ -167,7 +165,7 @@ def _materialize_months(
         return quality.mask_impossible(_read(path, table.types), table.limits)
 
     with mlflow_tracking.asset_run(context) as run:
-        mlflow.log_params({"months": ",".join(months), "table": table.name})
+        run.log_params({"months": ",".join(months), "table": table.name})
         for month in months:
             path = landing_zone.month_file(table.name, month)
             previous_path = landing_zone.previous_month_file(table.name, month)
@@ -184,7 +182,7 @@ def _materialize_months(
             context_rows = len(frames[month]) - len(current)
             paths = [path] if previous_path is None else [previous_path, path]
             versions[month] = content_version(paths)
-            mlflow.log_metrics(
+            run.log_metrics(
                 {
                     "row_count": len(current),
                     "context_rows": context_rows,
@@ -241,8 +239,6 @@ def raw_planes(
     # A month's partition is the planes file its features were built with. Partitioned like
     # the months, it runs in their runs (a backfill waits for an unpartitioned parent's own
     # run first), and a new planes file rebuilds every month (the landing sensor).
-    import mlflow
-
     from mlops_assets.ml import quality, raw, schemas
 
     months = months_of(context)
@@ -250,8 +246,8 @@ def raw_planes(
         path = landing_zone.planes_file()
         frame = _read(path, raw.PLANES_SCHEMA)
         version = content_version([path])
-        mlflow.log_params({"months": ",".join(months), "file": path.name})
-        mlflow.log_metrics({"row_count": len(frame)})
+        run.log_params({"months": ",".join(months), "file": path.name})
+        run.log_metrics({"row_count": len(frame)})
         outcome = quality.schema_outcome(frame, schemas.RAW_PLANES, str(path))
         for month in months:
             yield from checks.month_evaluations(context.asset_key, month, [outcome])

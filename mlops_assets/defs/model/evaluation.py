@@ -5,13 +5,13 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.defs.model.champion import current_champion
+from mlops_assets.defs.shared.keys import CODE_VERSIONS, MODEL_EVALUATION
 from mlops_assets.defs.shared.metadata import OWNERS, png_markdown
 from mlops_assets.defs.shared.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE
 from mlops_assets.resources import MlflowTracking
-from mlops_assets.resources.io_managers import StoredPartitions
-from mlops_assets.resources.mlflow_tracking import log_files
+from mlops_assets.resources.stored_partitions import StoredPartitions
 from mlops_assets.tracking.records import (
-    CHAMPION,
     ChampionComparison,
     EvaluationReport,
     ModelReference,
@@ -105,7 +105,7 @@ def backtest_metadata(
     group_name="evaluation",
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
-    code_version="5",  # 5: days resampled, the model's threshold, the backtest
+    code_version=CODE_VERSIONS[MODEL_EVALUATION],
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
@@ -118,8 +118,6 @@ def model_evaluation(
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[EvaluationReport]:
     """Held-out metrics and plots of the new model and of the champion, on the same rows."""
-    import mlflow
-
     from mlops_assets.ml.backtest import summarize
     from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
     from mlops_assets.ml.evaluation import (
@@ -146,7 +144,7 @@ def model_evaluation(
                 ),
             )
         threshold = operating_threshold(config, trained_model)
-        mlflow.log_params(
+        run.log_params(
             {
                 **config.model_dump(),
                 "operating_threshold": threshold,
@@ -156,10 +154,10 @@ def model_evaluation(
         holdout = flight_features.read(holdout_month, [*FEATURE_COLUMNS, TARGET, DEPARTURE_COLUMN])
         features = holdout[list(FEATURE_COLUMNS)]
         y_true = holdout[TARGET].to_numpy()
-        model = mlflow.pyfunc.load_model(trained_model.model_uri)
+        model = run.load_model(trained_model.model_uri)
         proba = model.predict(features)[OUTPUT_COLUMN].to_numpy()
         metrics = classification_metrics(y_true, proba, threshold)
-        mlflow.log_metrics(
+        run.log_metrics(
             {f"holdout_{key}": value for key, value in metrics.as_dict().items()},
             model_id=trained_model.model_id or None,
         )
@@ -171,11 +169,11 @@ def model_evaluation(
             seed=config.random_seed,
         )
         plots = diagnostic_plots(y_true, proba, threshold, importance)
-        log_files(plots, "plots")
-        mlflow.log_dict(importance.round(6).to_dict(), "feature_importance.json")
+        run.log_files(plots, "plots")
+        run.log_dict(importance.round(6).to_dict(), "feature_importance.json")
         champion = None
-        if version := mlflow_tracking.alias_version(CHAMPION):
-            scorer = mlflow.pyfunc.load_model(mlflow_tracking.version_uri(version))
+        if version := current_champion(mlflow_tracking):
+            scorer = run.load_model(mlflow_tracking.version_uri(version))
             champion_proba = scorer.predict(features)[OUTPUT_COLUMN].to_numpy()
             comparison = paired_bootstrap_auc(
                 y_true,
@@ -191,8 +189,8 @@ def model_evaluation(
                 metrics=classification_metrics(y_true, champion_proba, threshold).as_dict(),
                 auc=comparison,
             )
-            mlflow.log_params({"champion_version": version})
-            mlflow.log_metrics(
+            run.log_params({"champion_version": version})
+            run.log_metrics(
                 {
                     **{f"champion_{k}": v for k, v in champion.metrics.items()},
                     "auc_delta": comparison.delta,
@@ -203,8 +201,8 @@ def model_evaluation(
             )
         folds = [*trained_model.backtest, holdout_fold(trained_model, holdout_month, metrics)]
         backtest = summarize(folds)
-        mlflow.log_metrics({f"backtest_{key}": value for key, value in backtest.items()})
-        mlflow.log_dict({"folds": folds, "summary": backtest}, "backtest.json")
+        run.log_metrics({f"backtest_{key}": value for key, value in backtest.items()})
+        run.log_dict({"folds": folds, "summary": backtest}, "backtest.json")
     report = EvaluationReport(
         model_uri=trained_model.model_uri,
         holdout_month=holdout_month,

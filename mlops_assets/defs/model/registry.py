@@ -5,8 +5,9 @@ import json
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.defs.model.champion import champion_audit, champion_data_version, current_champion
 from mlops_assets.defs.monitoring.freshness import CHAMPION_FRESHNESS
-from mlops_assets.defs.shared.lineage import registered_model_data_version
+from mlops_assets.defs.shared.keys import CODE_VERSIONS, REGISTERED_MODEL
 from mlops_assets.defs.shared.metadata import OWNERS
 from mlops_assets.defs.shared.policies import (
     MLFLOW_RETRY,
@@ -21,33 +22,6 @@ from mlops_assets.tracking.records import (
     ModelReference,
     RegisteredModelVersion,
 )
-
-
-def champion_data_version(version: str | None) -> str:
-    """The data version of ``registered_model`` while ``version`` is @champion."""
-    return f"champion-{version or 'none'}"
-
-
-def usable_champion(
-    instance: dg.DagsterInstance, mlflow_tracking: MlflowTracking
-) -> tuple[str | None, str]:
-    """@champion if what scores downstream may use it, else None; and why, in words.
-
-    Usable: it passed the gate, got there by a recorded move, and ``registered_model``
-    records it (so what is scored with it goes stale when it changes).
-    """
-    from mlops_assets.tracking.registry import audit_champion
-
-    audit = audit_champion(mlflow_tracking.client(), mlflow_tracking.model_name, CHAMPION)
-    if not audit.usable or audit.version is None:
-        return None, audit.describe()
-    recorded = registered_model_data_version(instance)
-    if recorded != champion_data_version(audit.version):
-        return None, (
-            f"@champion is version {audit.version} but registered_model records {recorded}: "
-            "materialize registered_model again"
-        )
-    return audit.version, audit.describe()
 
 
 class RegistryConfig(dg.Config):
@@ -80,7 +54,7 @@ class RegistryConfig(dg.Config):
     group_name="registry",
     kinds={"mlflow"},
     owners=OWNERS,
-    code_version="4",  # 4: promoted when the interval's lower bound is above min_lower_bound
+    code_version=CODE_VERSIONS[REGISTERED_MODEL],
     retry_policy=MLFLOW_RETRY,
     pool=REGISTRY_POOL,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
@@ -96,8 +70,6 @@ def registered_model(
     notifier: Notifier,
 ) -> dg.Output[RegisteredModelVersion]:
     """Registry version of the model: @challenger always, @champion when it beats the champion."""
-    import mlflow
-
     from mlops_assets.ml.promotion import GateDecision, GateSettings, champion_gate
     from mlops_assets.tracking.provenance import EVALUATION_CONFIG_TAG
     from mlops_assets.tracking.registry import find_registration, move_alias
@@ -154,7 +126,7 @@ def registered_model(
         # An earlier attempt (or the run this one re-executes) may have registered the version
         # and moved some aliases before MLflow went away: finish that registration, as decided.
         version = find_registration(client, name, tags)
-        current = mlflow_tracking.alias_version(CHAMPION)
+        current = current_champion(mlflow_tracking)
         if current != previous and (version is None or current != version):
             raise dg.Failure(
                 allow_retries=False,
@@ -166,7 +138,7 @@ def registered_model(
             )
         if version is None:
             # The decision is in the version's tags, written with it in one request.
-            version = str(mlflow.register_model(trained_model.model_uri, name, tags=tags).version)
+            version = run.register_model(trained_model.model_uri, name, tags)
         else:
             recorded = client.get_model_version(name, version).tags
             decision = GateDecision(recorded["gate"] == "passed", recorded["gate_reason"])
@@ -206,10 +178,8 @@ def registered_model(
             aliases.append(CHAMPION)
             if previous is not None and previous != version:
                 client.set_model_version_tag(name, previous, "retired_by_version", version)
-        mlflow.log_params(
-            {"registered_model": name, "version": version, "promoted": decision.promote}
-        )
-        mlflow.set_tags({"gate_reason": decision.reason, **comparison_tags})
+        run.log_params({"registered_model": name, "version": version, "promoted": decision.promote})
+        run.set_tags({"gate_reason": decision.reason, **comparison_tags})
     result = RegisteredModelVersion(
         name=name,
         version=version,
@@ -260,9 +230,7 @@ def registered_model(
 )
 def champion_passed_the_gate(mlflow_tracking: MlflowTracking) -> dg.AssetCheckResult:
     """Fail, and block downstream assets, when @champion never passed the gate; warn without one."""
-    from mlops_assets.tracking.registry import audit_champion
-
-    audit = audit_champion(mlflow_tracking.client(), mlflow_tracking.model_name, CHAMPION)
+    audit = champion_audit(mlflow_tracking)
     if audit.version is None:
         # Nothing can use a champion that does not exist: say so without failing the run.
         return dg.AssetCheckResult(

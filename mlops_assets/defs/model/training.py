@@ -8,19 +8,27 @@ from typing import TYPE_CHECKING, Literal
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.defs.shared.keys import (
+    CODE_VERSIONS,
+    FLIGHT_FEATURES,
+    FULL_SEARCH,
+    SEARCH_TAG,
+    TRAINED_MODEL,
+    TRIGGER_TAG,
+)
 from mlops_assets.defs.shared.lineage import (
     latest_materialization,
     model_code_versions,
     partition_data_versions,
 )
-from mlops_assets.defs.shared.metadata import OWNERS, SEARCH_TAG, TRIGGER_TAG
+from mlops_assets.defs.shared.metadata import OWNERS
 from mlops_assets.defs.shared.policies import (
     MLFLOW_RETRY,
     REFRESH_WHEN_INPUTS_CHANGE,
     TRAINING_POOL,
 )
 from mlops_assets.resources import MlflowTracking
-from mlops_assets.resources.io_managers import StoredPartitions
+from mlops_assets.resources.stored_partitions import StoredPartitions
 from mlops_assets.tracking.records import ModelReference
 
 if TYPE_CHECKING:
@@ -90,7 +98,8 @@ class TrainingConfig(dg.Config):
         description="none: the booster's own probabilities, refitted on every training month. "
         "sigmoid: fitted on the training months but the last, its probabilities mapped by a "
         "sigmoid fitted on the last (the validation month). Measured on 2013's last four "
-        "months, the map made the next month's calibration worse every time (README).",
+        "months, the map made the next month's calibration worse every time "
+        "(docs/model-lifecycle.md).",
     )
     backtest_months: int = Field(
         default=4,
@@ -155,7 +164,7 @@ def last_search(context: dg.AssetExecutionContext) -> "SearchRecord | None":
     """
     from mlops_assets.ml.candidates import SearchRecord
 
-    record = latest_materialization(context.instance, dg.AssetKey("trained_model"))
+    record = latest_materialization(context.instance, TRAINED_MODEL)
     materialization = record.asset_materialization if record else None
     entry = materialization.metadata.get(SEARCH_RECORD) if materialization else None
     if entry is None or not isinstance(entry.value, dict):
@@ -169,9 +178,9 @@ def last_search(context: dg.AssetExecutionContext) -> "SearchRecord | None":
 
 def search_requested_by(tags: Mapping[str, str]) -> str | None:
     """What asked this run for a full search (its trigger), or None."""
-    if tags.get(SEARCH_TAG) != "full":
+    if tags.get(SEARCH_TAG) != FULL_SEARCH:
         return None
-    return tags.get(TRIGGER_TAG, f"the run tag {SEARCH_TAG}: full")
+    return tags.get(TRIGGER_TAG, f"the run tag {SEARCH_TAG}: {FULL_SEARCH}")
 
 
 @dataclass(frozen=True)
@@ -245,7 +254,7 @@ def candidate_workers(config: TrainingConfig) -> int:
     group_name="training",
     kinds={"sklearn", "mlflow"},
     owners=OWNERS,
-    code_version="6",  # 6: cheapest candidate within the noise, its threshold, a backtest
+    code_version=CODE_VERSIONS[TRAINED_MODEL],
     retry_policy=MLFLOW_RETRY,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     io_manager_key="record_io_manager",
@@ -258,8 +267,6 @@ def trained_model(
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[ModelReference]:
     """The last search's best candidate (searched again when due), fitted on all training months."""
-    import mlflow
-
     from mlops_assets.ml.candidates import (
         SearchRecord,
         decide_search,
@@ -269,7 +276,6 @@ def trained_model(
     )
     from mlops_assets.ml.columns import FEATURE_COLUMNS
     from mlops_assets.ml.drift import REFERENCE_ARTIFACT, profile_training_window
-    from mlops_assets.ml.packaging import log_pyfunc_model
     from mlops_assets.ml.training import serving_dtypes
     from mlops_assets.tracking.provenance import provenance_tags
 
@@ -287,14 +293,14 @@ def trained_model(
             data_versions={
                 month: version or "unknown"
                 for month, version in partition_data_versions(
-                    context.instance, dg.AssetKey("flight_features"), months
+                    context.instance, FLIGHT_FEATURES, months
                 ).items()
             },
             code_versions=code_versions,
             training_config=config.model_dump(),
         )
-        mlflow.set_tags(tags)
-        mlflow.log_params(
+        run.set_tags(tags)
+        run.log_params(
             {
                 **config.model_dump(exclude={"workers"}),
                 "train_months": ",".join(split.train_months),
@@ -335,20 +341,18 @@ def trained_model(
             record = previous
         folds = backtest_folds(data.by_month, split.holdout_month, outcome, config)
         for result in outcome.results:
-            with mlflow.start_run(
-                experiment_id=run.experiment_id,
-                run_name=f"candidate:{result.candidate.name}",
-                nested=True,
+            with run.child(
+                f"candidate:{result.candidate.name}",
                 tags={"candidate": result.candidate.name, "family": result.candidate.family},
-            ):
-                mlflow.log_params(
+            ) as candidate:
+                candidate.log_params(
                     {
                         **result.candidate.params,
                         "family": result.candidate.family,
                         "validation_month": outcome.validation_month,
                     }
                 )
-                mlflow.log_metrics(
+                candidate.log_metrics(
                     {
                         "validation_roc_auc": result.roc_auc,
                         "validation_log_loss": result.log_loss,
@@ -365,7 +369,7 @@ def trained_model(
                         ),
                     }
                 )
-        mlflow.set_tags(
+        run.set_tags(
             {
                 "candidate": outcome.chosen.name,
                 "selection": outcome.selection,
@@ -373,8 +377,8 @@ def trained_model(
                 **({SEARCH_RECORD: json.dumps(record.as_dict(), sort_keys=True)} if record else {}),
             }
         )
-        mlflow.log_params({f"chosen.{k}": v for k, v in outcome.chosen.params.items()})
-        mlflow.log_metrics(
+        run.log_params({f"chosen.{k}": v for k, v in outcome.chosen.params.items()})
+        run.log_metrics(
             {
                 **(
                     {"operating_threshold": outcome.threshold}
@@ -396,8 +400,8 @@ def trained_model(
                 },
             }
         )
-        mlflow.set_tag("subsampled", str(sample.subsampled).lower())
-        mlflow.log_metrics(
+        run.set_tag("subsampled", str(sample.subsampled).lower())
+        run.log_metrics(
             {
                 "train_rows": len(split.train),
                 "train_rows_available": sample.available,
@@ -412,8 +416,8 @@ def trained_model(
             lambda rows: outcome.model.predict_proba(rows)[:, 1],
             seed=config.random_seed,
         )
-        mlflow.log_text(drift_reference.to_json(), REFERENCE_ARTIFACT)
-        info = log_pyfunc_model(outcome.model, serving_dtypes(split.holdout.head(5)))
+        run.log_text(drift_reference.to_json(), REFERENCE_ARTIFACT)
+        info = run.log_model(outcome.model, serving_dtypes(split.holdout.head(5)))
     reference = ModelReference(
         model_uri=info.model_uri,
         model_id=info.model_id or "",

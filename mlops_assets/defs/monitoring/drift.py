@@ -1,35 +1,28 @@
-"""Drift monitoring: each month against @champion's training rows, and retraining when it fails.
+"""Feature drift: each month against @champion's training rows, and the check that gates it.
 
 The closed loop: a month lands (``month_job``) or is scored (``scoring_job``), and
 ``feature_drift`` measures it against the reference ``trained_model`` recorded for the
 ``@champion`` version; the check ``drift_within_thresholds`` fails when a gating feature or
-the prediction moved past the fail threshold; ``drift_retrain_sensor`` then requests one
-``retrain_job`` run (train, evaluate, register), whose gate decides whether the new version
-becomes ``@champion``.
+the prediction moved past the fail threshold; ``drift_retrain_sensor``
+(:mod:`~mlops_assets.defs.monitoring.drift_sensor`) then requests one ``retrain_job`` run
+(train, evaluate, register), whose gate decides whether the new version becomes
+``@champion``.
 """
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.defs.model.registry import usable_champion
-from mlops_assets.defs.operations.jobs import retrain_job
-from mlops_assets.defs.shared.metadata import SEARCH_TAG, TRIGGER_TAG, table_metadata
+from mlops_assets.defs.model.champion import usable_champion
+from mlops_assets.defs.shared.keys import CODE_VERSIONS, DRIFT_CHECK, FEATURE_DRIFT
+from mlops_assets.defs.shared.metadata import table_metadata
 from mlops_assets.defs.shared.partitions import MONTHS, month_asset, month_step, months_of
 from mlops_assets.defs.shared.policies import MLFLOW_RETRY
 from mlops_assets.defs.shared.tables import DataFrame, MonthFrames
 from mlops_assets.ml.columns import SEASONAL_FEATURES
 from mlops_assets.resources import MlflowTracking
-
-if TYPE_CHECKING:
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord
-
-DRIFTED_MONTHS_TAG = "mlops/drifted_months"
 
 
 class DriftConfig(dg.Config):
@@ -116,8 +109,8 @@ def _drift_table(table: DataFrame) -> dg.MetadataValue:
 
 
 DRIFT_CHECK_SPEC = dg.AssetCheckSpec(
-    "drift_within_thresholds",
-    asset="feature_drift",
+    DRIFT_CHECK.name,
+    asset=FEATURE_DRIFT,
     partitions_def=MONTHS,
     description="Warns when a feature or the prediction moved past warn_psi (default 0.1); "
     "fails, severity ERROR, when a gating feature or the prediction moved past fail_psi "
@@ -160,7 +153,7 @@ def _drift_evaluation(month: str, table: DataFrame) -> dg.AssetCheckEvaluation:
     "feature_drift",
     group_name="monitoring",
     kinds={"pandas", "mlflow"},
-    code_version="1",
+    code_version=CODE_VERSIONS[FEATURE_DRIFT],
     retry_policy=MLFLOW_RETRY,
     # Not an input: the champion and its reference are read from the registry; the data
     # version of registered_model (the champion's) makes this stale when the champion changes.
@@ -177,8 +170,6 @@ def feature_drift(
     # No champion (or one without a recorded reference) yet: nothing to measure against,
     # which must not fail the month's run; nothing is materialized and the log says why.
     # Each month's table is checked at once (drift_within_thresholds, on its partition).
-    import mlflow
-
     from mlops_assets.ml import drift
     from mlops_assets.ml.columns import FEATURE_COLUMNS
     from mlops_assets.ml.packaging import OUTPUT_COLUMN
@@ -200,10 +191,10 @@ def feature_drift(
     tables: dict[str, DataFrame] = {}
     with mlflow_tracking.asset_run(context) as run:
         reference = drift.DriftReference.from_json(
-            mlflow.artifacts.load_text(f"runs:/{target.training_run}/{drift.REFERENCE_ARTIFACT}")
+            run.load_text(f"runs:/{target.training_run}/{drift.REFERENCE_ARTIFACT}")
         )
-        model = mlflow.pyfunc.load_model(mlflow_tracking.version_uri(target.version))
-        mlflow.log_params(
+        model = run.load_model(mlflow_tracking.version_uri(target.version))
+        run.log_params(
             {
                 "months": ",".join(months),
                 "model_version": target.version,
@@ -221,7 +212,7 @@ def feature_drift(
             table = report.to_frame(thresholds, config.seasonal_features)
             verdict = drift.judge(table)
             prediction_psi = report.prediction.psi if report.prediction else float("nan")
-            mlflow.log_metrics(
+            run.log_metrics(
                 {
                     **{f"psi/{entry.feature}": entry.psi for entry in report.entries},
                     "max_psi": report.max_psi,
@@ -232,8 +223,8 @@ def feature_drift(
                 },
                 step=month_step(month),
             )
-            mlflow.set_tag(f"drift_outcome/{month}", verdict.outcome)
-            mlflow.log_table(table, artifact_file=f"drift/{month}/feature_drift.json")
+            run.set_tag(f"drift_outcome/{month}", verdict.outcome)
+            run.log_table(table, artifact_file=f"drift/{month}/feature_drift.json")
             context.add_asset_metadata(
                 {
                     "drift": _drift_table(table),
@@ -263,145 +254,4 @@ def feature_drift(
             "reference_months": dg.MetadataValue.json(list(reference.months)),
             **run.metadata(),
         },
-    )
-
-
-DRIFT_CHECK = dg.AssetCheckKey(dg.AssetKey("feature_drift"), "drift_within_thresholds")
-TRAINED_MODEL = dg.AssetKey("trained_model")
-HISTORY_PAGE = 100
-ENDED_WITHOUT_RESULT = {
-    dg.DagsterRunStatus.FAILURE,
-    dg.DagsterRunStatus.CANCELED,
-    dg.DagsterRunStatus.CANCELING,
-}
-
-
-@dataclass(frozen=True)
-class DriftCursor:
-    """How far the sensor has read the drift check's executions.
-
-    Attributes:
-        after: Every execution with an id up to this one has ended and been looked at.
-        handled: Failed executions above ``after`` already acted on (an earlier execution
-            still running keeps ``after`` below them).
-    """
-
-    after: int = 0
-    handled: tuple[int, ...] = ()
-
-    def encode(self) -> str:
-        """The cursor as the sensor stores it."""
-        return json.dumps({"after": self.after, "handled": list(self.handled)})
-
-    @classmethod
-    def decode(cls, text: str | None) -> "DriftCursor":
-        """The cursor :meth:`encode` stored (the start when there is none)."""
-        if not text:
-            return cls()
-        data = json.loads(text)
-        return cls(after=int(data["after"]), handled=tuple(int(i) for i in data["handled"]))
-
-
-def _executions_after(
-    instance: dg.DagsterInstance, after: int
-) -> list["AssetCheckExecutionRecord"]:
-    """The drift check's executions with an id above ``after``, oldest first."""
-    found: list[AssetCheckExecutionRecord] = []
-    before: int | None = None
-    while True:
-        page = instance.event_log_storage.get_asset_check_execution_history(
-            DRIFT_CHECK, limit=HISTORY_PAGE, cursor=before
-        )
-        found += [record for record in page if record.id > after]
-        if len(page) < HISTORY_PAGE or page[-1].id <= after:
-            return sorted(found, key=lambda record: record.id)
-        before = page[-1].id
-
-
-def _ended(instance: dg.DagsterInstance, record: "AssetCheckExecutionRecord") -> bool:
-    """Whether the execution has its result, or never will (its run ended without it)."""
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus,
-    )
-
-    if record.status != AssetCheckExecutionRecordStatus.PLANNED:
-        return True
-    run = instance.get_run_by_id(record.run_id)
-    return run is None or run.is_finished
-
-
-def _failed_with_error(record: "AssetCheckExecutionRecord") -> bool:
-    evaluation = record.evaluation
-    return (
-        isinstance(evaluation, dg.AssetCheckEvaluation)
-        and not evaluation.passed
-        and evaluation.severity == dg.AssetCheckSeverity.ERROR
-    )
-
-
-def _retraining_since(instance: dg.DagsterInstance, since: float) -> dg.DagsterRun | None:
-    """A run created after ``since`` that trains the model and did not fail, if any.
-
-    Such a run reads the drifted month's features (built before its drift was measured), so
-    it is the retraining the failure asks for: the automation sensor's, the weekly
-    schedule's, or a person's.
-    """
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(created_after=datetime.fromtimestamp(since, UTC)), limit=100
-    )
-    for run in runs:
-        trains = run.job_name == retrain_job.name or TRAINED_MODEL in (run.asset_selection or ())
-        if trains and run.status not in ENDED_WITHOUT_RESULT:
-            return run
-    return None
-
-
-@dg.sensor(
-    name="drift_retrain_sensor",
-    job=retrain_job,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Runs retrain_job (train, evaluate, gated registration) once after the drift "
-    "check fails with severity ERROR on a month, unless the model was retrained since.",
-)
-def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Request one retrain_job run for the drift-check failures since the last evaluation."""
-    cursor = DriftCursor.decode(context.cursor)
-    records = _executions_after(context.instance, cursor.after)
-    failures = [r for r in records if _failed_with_error(r) and r.id not in cursor.handled]
-    after = cursor.after
-    for record in records:
-        if not _ended(context.instance, record):
-            break  # look at it again next time; later ones are remembered as handled
-        after = record.id
-    handled = tuple(sorted(i for i in {*cursor.handled, *(r.id for r in failures)} if i > after))
-    next_cursor = DriftCursor(after=after, handled=handled).encode()
-    if not failures:
-        return dg.SensorResult(
-            cursor=next_cursor,
-            skip_reason=f"no new failed drift check ({len(records)} new execution(s) read)",
-        )
-    months = sorted({r.partition or "?" for r in failures})
-    latest = max(r.event.timestamp if r.event else r.create_timestamp for r in failures)
-    retraining = _retraining_since(context.instance, latest)
-    if retraining is not None:
-        return dg.SensorResult(
-            cursor=next_cursor,
-            skip_reason=f"drift failed on {', '.join(months)}, but run {retraining.run_id} "
-            f"({retraining.job_name}, {retraining.status.value}) retrains the model since",
-        )
-    context.log.info(f"drift check failed on {', '.join(months)}: requesting {retrain_job.name}")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                job_name=retrain_job.name,
-                run_key="drift:" + ",".join(str(r.id) for r in failures),
-                tags={
-                    TRIGGER_TAG: "drift_retrain_sensor",
-                    DRIFTED_MONTHS_TAG: ",".join(months),
-                    SEARCH_TAG: "full",  # drifted data: the last search's choice may not hold
-                },
-            )
-        ],
-        cursor=next_cursor,
     )

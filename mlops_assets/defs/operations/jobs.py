@@ -2,10 +2,19 @@
 
 import dagster as dg
 
+from mlops_assets.defs.shared.keys import (
+    FEATURE_DRIFT,
+    FLIGHT_DELAY_PREDICTIONS,
+    FLIGHT_FEATURES,
+    RAW_FLIGHTS,
+    RAW_PLANES,
+    RAW_WEATHER,
+)
+
 # feature_drift measures the month against @champion as soon as it lands (it materializes
 # nothing while there is no champion) and again whenever the month is scored.
 MONTH_ASSETS = dg.AssetSelection.assets(
-    "raw_flights", "raw_weather", "raw_planes", "flight_features", "feature_drift"
+    RAW_FLIGHTS, RAW_WEATHER, RAW_PLANES, FLIGHT_FEATURES, FEATURE_DRIFT
 )
 MODEL_ASSETS = dg.AssetSelection.groups("training", "evaluation", "registry")
 
@@ -24,7 +33,7 @@ retrain_job = dg.define_asset_job(
 
 scoring_job = dg.define_asset_job(
     "scoring_job",
-    selection=dg.AssetSelection.assets("flight_delay_predictions", "feature_drift"),
+    selection=dg.AssetSelection.assets(FLIGHT_DELAY_PREDICTIONS, FEATURE_DRIFT),
     description="Score one month's flights with @champion and measure the month's drift "
     "against its training rows.",
 )

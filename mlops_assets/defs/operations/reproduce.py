@@ -18,7 +18,7 @@ from mlops_assets.defs.model.training import (
 from mlops_assets.defs.shared.lineage import model_code_versions, partition_data_versions
 from mlops_assets.defs.shared.policies import MLFLOW_RETRY, TRAINING_POOL
 from mlops_assets.resources import MlflowTracking
-from mlops_assets.resources.io_managers import PartitionStore
+from mlops_assets.resources.stored_partitions import PartitionStore
 
 if TYPE_CHECKING:
     from mlops_assets.ml.candidates import TrainingOutcome
@@ -74,19 +74,17 @@ def reproduce_model_version(
     io_manager: dg.ResourceParam[PartitionStore],
 ) -> dg.Output[None]:
     """Retrain the version from the same partitions and configuration; report metric differences."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
     from mlops_assets.ml.evaluation import classification_metrics
     from mlops_assets.tracking import provenance
+    from mlops_assets.tracking.registry import RegistryError, registered_version
 
     client, name = mlflow_tracking.client(), mlflow_tracking.model_name
     try:
-        registered = client.get_model_version(name, config.version)
-    except MlflowException as error:
+        registered = registered_version(client, name, config.version)
+    except RegistryError as error:
         raise dg.Failure(
-            description=f"{name} has no version {config.version!r} ({error.message})",
+            description=str(error),
             allow_retries=False,
         ) from error
     tags = registered.tags
@@ -136,10 +134,8 @@ def reproduce_model_version(
         },
     }
     differs = {what: pair for what, pair in then_and_now.items() if pair[0] != pair[1]}
-    mlflow.set_tracking_uri(mlflow_tracking.resolved_tracking_uri())
-    with mlflow.start_run(
-        experiment_id=mlflow_tracking.experiment_id(),
-        run_name=f"reproduce-v{config.version}",
+    with mlflow_tracking.standalone_run(
+        f"reproduce-v{config.version}",
         tags={
             "reproduces_version": config.version,
             "dagster.run_id": context.run_id,
@@ -148,7 +144,7 @@ def reproduce_model_version(
             provenance.GIT_COMMIT_TAG: provenance.git_commit(),
         },
     ) as run:
-        mlflow.log_metrics(
+        run.log_metrics(
             {
                 **{f"holdout_{k}": v for k, v in reproduced.as_dict().items()},
                 **{f"difference_{k}": v for k, v in differences.items()},
@@ -192,7 +188,7 @@ def reproduce_model_version(
                 {what: {"then": before, "now": after} for what, (before, after) in differs.items()}
             ),
             "mlflow_run": dg.MetadataValue.url(
-                mlflow_tracking.run_url(mlflow_tracking.experiment_id(), run.info.run_id)
+                mlflow_tracking.run_url(run.experiment_id, run.run_id)
             ),
         },
     )

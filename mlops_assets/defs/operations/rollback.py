@@ -5,16 +5,13 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.defs.model.registry import champion_data_version
-from mlops_assets.defs.shared.lineage import DATA_VERSION_TAG, latest_materialization
+from mlops_assets.defs.model.champion import champion_materialization, current_champion
 from mlops_assets.defs.shared.policies import MLFLOW_RETRY, REGISTRY_POOL
 from mlops_assets.resources import MlflowTracking, Notifier
 from mlops_assets.tracking.records import CHAMPION
 
 if TYPE_CHECKING:
     from mlops_assets.tracking.registry import AliasMove
-
-REGISTERED_MODEL = dg.AssetKey("registered_model")
 
 
 class RollbackConfig(dg.Config):
@@ -29,37 +26,6 @@ class RollbackConfig(dg.Config):
     )
 
 
-def champion_materialization(
-    instance: dg.DagsterInstance,
-    champion: str,
-    description: str,
-    metadata: dict[str, dg.MetadataValue],
-) -> dg.AssetMaterialization:
-    """A materialization of ``registered_model`` whose data version is the new champion's.
-
-    It keeps the provenance (code version, input data versions) of the latest
-    materialization, so ``registered_model`` itself is not shown stale, while what scored
-    with the previous champion (the predictions) is.
-    """
-    latest = latest_materialization(instance, REGISTERED_MODEL)
-    tags = latest.asset_materialization.tags if latest and latest.asset_materialization else {}
-    provenance = {
-        key: value
-        for key, value in (tags or {}).items()
-        if key.startswith(("dagster/code_version", "dagster/input_"))
-    }
-    return dg.AssetMaterialization(
-        asset_key=REGISTERED_MODEL,
-        description=description,
-        metadata=metadata,
-        tags={
-            **provenance,
-            DATA_VERSION_TAG: champion_data_version(champion),
-            "dagster/data_version_is_user_provided": "true",
-        },
-    )
-
-
 def _roll_back(
     context: dg.OpExecutionContext, config: RollbackConfig, mlflow_tracking: MlflowTracking
 ) -> "AliasMove":
@@ -69,17 +35,16 @@ def _roll_back(
     re-execution of the run, finds the record its run group wrote and completes that move,
     rather than computing a new target from the history its own record changed.
     """
-    from mlflow.exceptions import MlflowException
-
     from mlops_assets.tracking.registry import (
         RegistryError,
         alias_history,
         move_alias,
+        registered_version,
         rollback_target,
     )
 
     client, name = mlflow_tracking.client(), mlflow_tracking.model_name
-    current = mlflow_tracking.alias_version(CHAMPION)
+    current = current_champion(mlflow_tracking)
     history = alias_history(client, name, CHAMPION) if current else []
     group = context.instance.get_run_group(context.run_id)
     runs = {run.run_id for run in group[1]} if group else {context.run_id}
@@ -104,13 +69,10 @@ def _roll_back(
                 description=f"rollback refused: {error}", allow_retries=False
             ) from error
         try:
-            gate = client.get_model_version(name, target).tags.get("gate", "missing")
-        except MlflowException as error:
-            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                raise
+            gate = registered_version(client, name, target).tags.get("gate", "missing")
+        except RegistryError as error:
             raise dg.Failure(
-                description=f"rollback refused: {name} has no version {target!r} ({error.message})",
-                allow_retries=False,
+                description=f"rollback refused: {error}", allow_retries=False
             ) from error
         if gate != "passed":
             # Nothing downstream may use an ungated champion (champion_passed_the_gate):

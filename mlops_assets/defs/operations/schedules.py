@@ -3,8 +3,8 @@
 import dagster as dg
 
 from mlops_assets.defs.operations.jobs import retrain_job, scoring_job
+from mlops_assets.defs.shared.keys import FLIGHT_FEATURES, FULL_SEARCH, SEARCH_TAG, TRIGGER_TAG
 from mlops_assets.defs.shared.lineage import latest_materialization
-from mlops_assets.defs.shared.metadata import SEARCH_TAG, TRIGGER_TAG
 from mlops_assets.defs.shared.partitions import MONTH_PARTITIONS
 
 RETRAIN_CRON = "0 3 * * 1"
@@ -19,7 +19,7 @@ weekly_retrain_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
     # The weekly run searches the candidates again; a new month in between refits.
-    tags={SEARCH_TAG: "full", TRIGGER_TAG: "weekly_retrain_schedule"},
+    tags={SEARCH_TAG: FULL_SEARCH, TRIGGER_TAG: "weekly_retrain_schedule"},
     description="Searches the candidates again, then retrains, evaluates and registers the "
     "model every Monday at 03:00 UTC.",
 )
@@ -40,6 +40,6 @@ def nightly_scoring_schedule(
     if not months:
         return dg.SkipReason("no month is registered yet: nothing to score")
     newest = max(months)
-    if latest_materialization(context.instance, dg.AssetKey("flight_features"), newest) is None:
+    if latest_materialization(context.instance, FLIGHT_FEATURES, newest) is None:
         return dg.SkipReason(f"flight_features of {newest}, the newest month, is not built yet")
     return dg.RunRequest(partition_key=newest, tags={TRIGGER_TAG: "nightly_scoring"})

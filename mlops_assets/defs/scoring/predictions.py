@@ -2,8 +2,9 @@
 
 import dagster as dg
 
-from mlops_assets.defs.model.registry import usable_champion
+from mlops_assets.defs.model.champion import usable_champion
 from mlops_assets.defs.monitoring.freshness import PREDICTIONS_FRESHNESS
+from mlops_assets.defs.shared.keys import CODE_VERSIONS, FLIGHT_DELAY_PREDICTIONS
 from mlops_assets.defs.shared.metadata import OWNERS, table_metadata
 from mlops_assets.defs.shared.partitions import MONTH_BATCHES, MONTHS, month_step, months_of
 from mlops_assets.defs.shared.policies import MLFLOW_RETRY
@@ -15,7 +16,7 @@ from mlops_assets.resources import MlflowTracking
     group_name="scoring",
     kinds={"mlflow", "pandas"},
     owners=OWNERS,
-    code_version="1",
+    code_version=CODE_VERSIONS[FLIGHT_DELAY_PREDICTIONS],
     retry_policy=MLFLOW_RETRY,
     partitions_def=MONTHS,
     backfill_policy=MONTH_BATCHES,
@@ -31,8 +32,6 @@ def flight_delay_predictions(
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[MonthFrames]:
     """The month's flights scored by @champion, with the version that scored each row."""
-    import mlflow
-
     from mlops_assets.ml.packaging import OUTPUT_COLUMN
     from mlops_assets.ml.scoring import score_flights
 
@@ -46,16 +45,14 @@ def flight_delay_predictions(
         )
     scored: dict[str, DataFrame] = {}
     with mlflow_tracking.asset_run(context) as run:
-        model = mlflow.pyfunc.load_model(mlflow_tracking.version_uri(version))
-        mlflow.log_params({"months": ",".join(months), "model_version": version})
+        model = run.load_model(mlflow_tracking.version_uri(version))
+        run.log_params({"months": ",".join(months), "model_version": version})
         for month in months:
             predictions = score_flights(flight_features[month], model.predict, version)
             rows = len(predictions)
             mean = float(predictions[OUTPUT_COLUMN].mean()) if rows else float("nan")
             observed = float(predictions["is_delayed"].mean()) if rows else float("nan")
-            mlflow.log_metrics(
-                {"rows": rows, "mean_delay_probability": mean}, step=month_step(month)
-            )
+            run.log_metrics({"rows": rows, "mean_delay_probability": mean}, step=month_step(month))
             context.add_asset_metadata(
                 {
                     "mean_delay_probability": dg.MetadataValue.float(mean),

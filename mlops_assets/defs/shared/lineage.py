@@ -4,7 +4,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-DATA_VERSION_TAG = "dagster/data_version"
+from mlops_assets.defs.shared.keys import CODE_VERSIONS, DATA_VERSION_TAG, MODEL_LINEAGE
 
 
 def latest_materialization(
@@ -25,11 +25,6 @@ def data_version(record: dg.EventLogRecord | None) -> str | None:
     return tags.get(DATA_VERSION_TAG) if tags else None
 
 
-def registered_model_data_version(instance: dg.DagsterInstance) -> str | None:
-    """The data version ``registered_model`` records now: ``champion-<version>`` (or None)."""
-    return data_version(latest_materialization(instance, dg.AssetKey("registered_model")))
-
-
 def partition_data_versions(
     instance: dg.DagsterInstance, key: dg.AssetKey, partitions: Iterable[str]
 ) -> dict[str, str | None]:
@@ -40,25 +35,7 @@ def partition_data_versions(
 def model_code_versions() -> dict[str, str]:
     """The code version of every asset from the landing zone to the registered model.
 
-    Read from the asset definitions themselves (imported here, not at module level, since
-    they import this module), so ops and assets alike can record or compare them.
+    The versions the assets declare (:data:`~mlops_assets.defs.shared.keys.CODE_VERSIONS`),
+    so ops and assets alike can record or compare them without importing one another.
     """
-    from mlops_assets.defs.features import flight_features
-    from mlops_assets.defs.ingestion import raw_data
-    from mlops_assets.defs.model import evaluation, registry, training
-
-    assets = [
-        raw_data.raw_flights,
-        raw_data.raw_weather,
-        raw_data.raw_planes,
-        flight_features.flight_features,
-        training.trained_model,
-        evaluation.model_evaluation,
-        registry.registered_model,
-    ]
-    return {
-        key.to_user_string(): version
-        for asset in assets
-        for key, version in asset.code_versions_by_key.items()
-        if version
-    }
+    return {key.to_user_string(): CODE_VERSIONS[key] for key in MODEL_LINEAGE}

@@ -1,4 +1,4 @@
-"""Metadata helpers shared by the assets, and the run tags the automation sets."""
+"""Metadata helpers shared by the assets."""
 
 from __future__ import annotations
 
@@ -11,13 +11,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 OWNERS = ["team:mlops"]
-
-TRIGGER_TAG = "mlops/trigger"
-"""What launched a run: the sensor's or schedule's name, or the command's."""
-SEARCH_TAG = "mlops/search"
-"""A retraining tagged ``mlops/search: full`` searches the candidates again (the weekly
-schedule, the drift sensor, a rebuild); any other refits what the last search chose, unless
-the search configuration changed."""
 
 
 def table_metadata(frame: pd.DataFrame) -> dict[str, dg.MetadataValue]:

@@ -25,7 +25,7 @@ sorted), and a run's range spans the keys between its first and last month in th
 
 MONTHS_PER_RUN = settings.months_per_run()
 """Months one run of a month-partitioned asset works on, at most: 6 unless
-``MLOPS_MONTHS_PER_RUN`` says otherwise (the README's *Partitions* says why six)."""
+``MLOPS_MONTHS_PER_RUN`` says otherwise (docs/pipeline.md, *Partitions*, says why six)."""
 
 MONTH_BATCHES = dg.BackfillPolicy.multi_run(max_partitions_per_run=MONTHS_PER_RUN)
 """The backfill policy of every month-partitioned asset: the UI's backfills and the
@@ -63,12 +63,9 @@ Batch = tuple[str, str]
 
 def range_tags(batch: Batch) -> dict[str, str]:
     """The tags that make a run of a partitioned job work on ``batch`` (a backfill's own)."""
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
+    from mlops_assets.runtime.dagster_compat import partition_range_tags
 
-    return {ASSET_PARTITION_RANGE_START_TAG: batch[0], ASSET_PARTITION_RANGE_END_TAG: batch[1]}
+    return partition_range_tags(*batch)
 
 
 def batch_label(first: str, last: str) -> str:

@@ -322,7 +322,7 @@ def test_an_impossible_weather_reading_is_blanked_and_reported(pipeline: Pipelin
 def test_the_operator_fixes_the_file_and_the_sensor_runs_the_month_again(
     pipeline: Pipeline,
 ) -> None:
-    """What the README tells an operator: fix the file, land it again, the sensor takes over."""
+    """docs/operations.md tells an operator: fix the file, land it again, the sensor takes over."""
     zone = LandingZone(path=str(pipeline.landing))
 
     def tick(cursor: str | None) -> tuple[list[dg.RunRequest], str | None]:

@@ -20,12 +20,9 @@ from mlflow import MlflowClient
 from mlops_assets import definitions
 from mlops_assets.cli import rebuild
 from mlops_assets.defs.ingestion.landing_sensor import landing_zone_sensor
-from mlops_assets.defs.monitoring.drift import (
-    DRIFT_CHECK,
-    DriftConfig,
-    drift_retrain_sensor,
-    feature_drift,
-)
+from mlops_assets.defs.monitoring.drift import DriftConfig, feature_drift
+from mlops_assets.defs.monitoring.drift_sensor import drift_retrain_sensor
+from mlops_assets.defs.shared.keys import DRIFT_CHECK
 from mlops_assets.landing import layout
 from mlops_assets.ml.columns import FEATURE_COLUMNS
 from mlops_assets.resources import LandingZone, MlflowTracking

@@ -67,7 +67,8 @@ def test_a_version_records_its_inputs_and_reproduces_to_the_same_metrics_and_sam
         materialization = record.asset_materialization
         assert materialization is not None and materialization.tags is not None
         assert materialization.tags["dagster/data_version"] == version
-    assert json.loads(tags[provenance.CODE_VERSIONS_TAG]) == model_code_versions()
+    code_versions = model_code_versions()
+    assert json.loads(tags[provenance.CODE_VERSIONS_TAG]) == code_versions
     assert tags[provenance.LOCK_HASH_TAG] == provenance.lock_file_sha256() != "unknown"
     assert tags[provenance.GIT_COMMIT_TAG] == provenance.git_commit()
     assert json.loads(tags[provenance.TRAINING_CONFIG_TAG])["trials"] == 1

@@ -140,7 +140,7 @@ def _materialize_unsynced_until_in_sync(
 
 def test_rematerializing_unchanged_raw_data_leaves_downstream_in_sync(project: Project) -> None:
     # The quarter's months in the batch that built them (Dagster records one data version
-    # per run for a batch: the README's *Partitions*), with their planes.
+    # per run for a batch: docs/pipeline.md, *Partitions*), with their planes.
     raw: Unsynced = {
         (asset, month)
         for asset in ("raw_flights", "raw_weather", "raw_planes")
