@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from mlops_assets.tracking.records import CHALLENGER, CHAMPION
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -133,6 +135,42 @@ def move_alias(
     if current != version:
         client.set_registered_model_alias(name, alias, version)
     return move
+
+
+def move_aliases_after_gate(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    *,
+    promote: bool,
+    previous_champion: str | None,
+    dagster_run_id: str,
+    reason: str,
+) -> list[AliasMove]:
+    """Point ``@challenger`` at a newly registered ``version``, and ``@champion`` if promoted.
+
+    A replaced champion is tagged ``retired_by_version``. Each move is recorded (and
+    completed, not recorded twice, when an earlier attempt began it): see :func:`move_alias`.
+    """
+    moves = [
+        move_alias(
+            client,
+            name,
+            CHALLENGER,
+            version,
+            dagster_run_id=dagster_run_id,
+            reason="the newest version registered by the pipeline",
+        )
+    ]
+    if promote:
+        moves.append(
+            move_alias(
+                client, name, CHAMPION, version, dagster_run_id=dagster_run_id, reason=reason
+            )
+        )
+        if previous_champion is not None and previous_champion != version:
+            client.set_model_version_tag(name, previous_champion, "retired_by_version", version)
+    return moves
 
 
 def alias_history(client: MlflowClient, name: str, alias: str | None = None) -> list[AliasMove]:

@@ -18,7 +18,11 @@ from mlops_assets.tracking.records import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
     from mlops_assets.ml.evaluation import ClassificationMetrics
+    from mlops_assets.resources import AssetRun
 
 
 class EvaluationConfig(dg.Config):
@@ -101,6 +105,72 @@ def backtest_metadata(
     }
 
 
+def compare_with_champion(
+    run: "AssetRun",
+    mlflow_tracking: MlflowTracking,
+    config: EvaluationConfig,
+    holdout: "pd.DataFrame",
+    proba: "np.ndarray",
+    threshold: float,
+) -> ChampionComparison | None:
+    """@champion scored on the same held-out rows, and the paired interval of the AUC gap.
+
+    None when there is no champion. The comparison is logged to ``run``.
+    """
+    from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
+    from mlops_assets.ml.evaluation import classification_metrics
+    from mlops_assets.ml.packaging import OUTPUT_COLUMN
+    from mlops_assets.ml.promotion import DEPARTURE_COLUMN, departure_days, paired_bootstrap_auc
+
+    version = current_champion(mlflow_tracking)
+    if version is None:
+        return None
+    y_true = holdout[TARGET].to_numpy()
+    scorer = run.load_model(mlflow_tracking.version_uri(version))
+    champion_proba = scorer.predict(holdout[list(FEATURE_COLUMNS)])[OUTPUT_COLUMN].to_numpy()
+    comparison = paired_bootstrap_auc(
+        y_true,
+        proba,
+        champion_proba,
+        departure_days(holdout[DEPARTURE_COLUMN]),
+        resamples=config.bootstrap_resamples,
+        confidence=config.confidence,
+        seed=config.random_seed,
+    )
+    champion = ChampionComparison(
+        version=version,
+        metrics=classification_metrics(y_true, champion_proba, threshold).as_dict(),
+        auc=comparison,
+    )
+    run.log_params({"champion_version": version})
+    run.log_metrics(
+        {
+            **{f"champion_{k}": v for k, v in champion.metrics.items()},
+            "auc_delta": comparison.delta,
+            "auc_delta_low": comparison.low,
+            "auc_delta_high": comparison.high,
+            "auc_delta_days": comparison.blocks,
+        }
+    )
+    return champion
+
+
+def champion_metadata(champion: ChampionComparison | None) -> dict[str, dg.MetadataValue]:
+    """The comparison with @champion, for the materialization."""
+    if champion is None:
+        return {"champion_version": dg.MetadataValue.text("none")}
+    auc = champion.auc
+    return {
+        "champion_version": dg.MetadataValue.text(champion.version),
+        "champion_roc_auc": dg.MetadataValue.float(auc.champion_auc),
+        "auc_delta": dg.MetadataValue.float(auc.delta),
+        "auc_delta_interval": dg.MetadataValue.text(
+            f"[{auc.low:+.4f}, {auc.high:+.4f}] ({auc.confidence:.0%}, {auc.resamples} "
+            f"resamples of {auc.blocks} days)"
+        ),
+    }
+
+
 @dg.asset(
     group_name="evaluation",
     kinds={"sklearn", "mlflow"},
@@ -126,11 +196,7 @@ def model_evaluation(
         feature_importance,
     )
     from mlops_assets.ml.packaging import OUTPUT_COLUMN
-    from mlops_assets.ml.promotion import (
-        DEPARTURE_COLUMN,
-        departure_days,
-        paired_bootstrap_auc,
-    )
+    from mlops_assets.ml.promotion import DEPARTURE_COLUMN
 
     with mlflow_tracking.asset_run(context) as run:
         holdout_month = max(flight_features)
@@ -171,34 +237,7 @@ def model_evaluation(
         plots = diagnostic_plots(y_true, proba, threshold, importance)
         run.log_files(plots, "plots")
         run.log_dict(importance.round(6).to_dict(), "feature_importance.json")
-        champion = None
-        if version := current_champion(mlflow_tracking):
-            scorer = run.load_model(mlflow_tracking.version_uri(version))
-            champion_proba = scorer.predict(features)[OUTPUT_COLUMN].to_numpy()
-            comparison = paired_bootstrap_auc(
-                y_true,
-                proba,
-                champion_proba,
-                departure_days(holdout[DEPARTURE_COLUMN]),
-                resamples=config.bootstrap_resamples,
-                confidence=config.confidence,
-                seed=config.random_seed,
-            )
-            champion = ChampionComparison(
-                version=version,
-                metrics=classification_metrics(y_true, champion_proba, threshold).as_dict(),
-                auc=comparison,
-            )
-            run.log_params({"champion_version": version})
-            run.log_metrics(
-                {
-                    **{f"champion_{k}": v for k, v in champion.metrics.items()},
-                    "auc_delta": comparison.delta,
-                    "auc_delta_low": comparison.low,
-                    "auc_delta_high": comparison.high,
-                    "auc_delta_days": comparison.blocks,
-                }
-            )
+        champion = compare_with_champion(run, mlflow_tracking, config, holdout, proba, threshold)
         folds = [*trained_model.backtest, holdout_fold(trained_model, holdout_month, metrics)]
         backtest = summarize(folds)
         run.log_metrics({f"backtest_{key}": value for key, value in backtest.items()})
@@ -221,20 +260,7 @@ def model_evaluation(
             **{name.removesuffix(".png"): png_markdown(name, png) for name, png in plots.items()},
             "operating_threshold": dg.MetadataValue.float(threshold),
             **backtest_metadata(folds, backtest),
-            "champion_version": dg.MetadataValue.text(champion.version if champion else "none"),
-            **(
-                {
-                    "champion_roc_auc": dg.MetadataValue.float(champion.auc.champion_auc),
-                    "auc_delta": dg.MetadataValue.float(champion.auc.delta),
-                    "auc_delta_interval": dg.MetadataValue.text(
-                        f"[{champion.auc.low:+.4f}, {champion.auc.high:+.4f}] "
-                        f"({champion.auc.confidence:.0%}, {champion.auc.resamples} resamples "
-                        f"of {champion.auc.blocks} days)"
-                    ),
-                }
-                if champion
-                else {}
-            ),
+            **champion_metadata(champion),
             **run.metadata(),
         },
     )

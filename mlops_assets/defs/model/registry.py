@@ -1,6 +1,7 @@
 """The registered model: a registry version with @challenger, promoted to @champion by the gate."""
 
 import json
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -16,12 +17,14 @@ from mlops_assets.defs.shared.policies import (
 )
 from mlops_assets.resources import MlflowTracking, Notifier
 from mlops_assets.tracking.records import (
-    CHALLENGER,
-    CHAMPION,
+    ChampionComparison,
     EvaluationReport,
     ModelReference,
     RegisteredModelVersion,
 )
+
+if TYPE_CHECKING:
+    from mlops_assets.ml.promotion import GateDecision
 
 
 class RegistryConfig(dg.Config):
@@ -50,6 +53,50 @@ class RegistryConfig(dg.Config):
     )
 
 
+def comparison_tags(compared: ChampionComparison | None) -> dict[str, str]:
+    """The comparison with the champion, as version tags (none without a champion)."""
+    if compared is None:
+        return {}
+    return {
+        "champion_version": compared.version,
+        "champion_roc_auc": f"{compared.auc.champion_auc:.6f}",
+        "auc_delta": f"{compared.auc.delta:+.6f}",
+        "auc_delta_interval": f"[{compared.auc.low:+.6f}, {compared.auc.high:+.6f}]",
+        "auc_delta_days": str(compared.auc.blocks),
+    }
+
+
+def version_tags(
+    run: dg.DagsterRun,
+    trained_model: ModelReference,
+    model_evaluation: EvaluationReport,
+    decision: "GateDecision",
+) -> dict[str, str]:
+    """A new version's tags: its scores, the gate's decision, where it came from.
+
+    They identify the registration (so a retry finds it) and hold what ``reproduce_job``
+    needs to rebuild it.
+    """
+    from mlops_assets.tracking.provenance import EVALUATION_CONFIG_TAG
+
+    return {
+        "holdout_month": str(model_evaluation.holdout_month),
+        "holdout_roc_auc": f"{model_evaluation.metrics['roc_auc']:.6f}",
+        "training_run_id": trained_model.run_id,
+        "evaluation_run_id": model_evaluation.run_id,
+        "dagster.run_id": run.run_id,
+        "dagster.root_run_id": run.root_run_id or run.run_id,
+        "gate": "passed" if decision.promote else "failed",
+        "gate_reason": decision.reason,
+        "candidate": trained_model.candidate,
+        "search": trained_model.search or "full",
+        "train_months": ",".join(trained_model.train_months),
+        **comparison_tags(model_evaluation.champion),
+        **trained_model.provenance,
+        EVALUATION_CONFIG_TAG: json.dumps(model_evaluation.config, sort_keys=True),
+    }
+
+
 @dg.asset(
     group_name="registry",
     kinds={"mlflow"},
@@ -71,58 +118,29 @@ def registered_model(
 ) -> dg.Output[RegisteredModelVersion]:
     """Registry version of the model: @challenger always, @champion when it beats the champion."""
     from mlops_assets.ml.promotion import GateDecision, GateSettings, champion_gate
-    from mlops_assets.tracking.provenance import EVALUATION_CONFIG_TAG
-    from mlops_assets.tracking.registry import find_registration, move_alias
+    from mlops_assets.tracking.registry import find_registration, move_aliases_after_gate
 
-    name = mlflow_tracking.model_name
-    client = mlflow_tracking.client()
+    if model_evaluation.model_uri != trained_model.model_uri:
+        raise dg.Failure(
+            allow_retries=False,
+            description=(
+                f"model_evaluation scored {model_evaluation.model_uri} but trained_model is "
+                f"{trained_model.model_uri}: materialize model_evaluation first."
+            ),
+        )
+    name, client = mlflow_tracking.model_name, mlflow_tracking.client()
+    roc_auc = model_evaluation.metrics["roc_auc"]
+    compared = model_evaluation.champion
+    previous = compared.version if compared else None
+    decision = champion_gate(
+        model_evaluation.metrics,
+        compared.auc if compared else None,
+        compared.metrics if compared else None,
+        GateSettings(**config.model_dump()),
+    )
+    tags = version_tags(context.run, trained_model, model_evaluation, decision)
     # One registration at a time: the pool, and the lock for when the pool's claim races.
     with mlflow_tracking.registry_lock(context), mlflow_tracking.asset_run(context) as run:
-        if model_evaluation.model_uri != trained_model.model_uri:
-            raise dg.Failure(
-                allow_retries=False,
-                description=(
-                    f"model_evaluation scored {model_evaluation.model_uri} but trained_model is "
-                    f"{trained_model.model_uri}: materialize model_evaluation first."
-                ),
-            )
-        roc_auc = model_evaluation.metrics["roc_auc"]
-        compared = model_evaluation.champion
-        previous = compared.version if compared else None
-        decision = champion_gate(
-            model_evaluation.metrics,
-            compared.auc if compared else None,
-            compared.metrics if compared else None,
-            GateSettings(**config.model_dump()),
-        )
-        comparison_tags = (
-            {
-                "champion_version": compared.version,
-                "champion_roc_auc": f"{compared.auc.champion_auc:.6f}",
-                "auc_delta": f"{compared.auc.delta:+.6f}",
-                "auc_delta_interval": f"[{compared.auc.low:+.6f}, {compared.auc.high:+.6f}]",
-                "auc_delta_days": str(compared.auc.blocks),
-            }
-            if compared
-            else {}
-        )
-        tags = {
-            "holdout_month": str(model_evaluation.holdout_month),
-            "holdout_roc_auc": f"{roc_auc:.6f}",
-            "training_run_id": trained_model.run_id,
-            "evaluation_run_id": model_evaluation.run_id,
-            "dagster.run_id": context.run.run_id,
-            "dagster.root_run_id": context.run.root_run_id or context.run.run_id,
-            "gate": "passed" if decision.promote else "failed",
-            "gate_reason": decision.reason,
-            "candidate": trained_model.candidate,
-            "search": trained_model.search or "full",
-            "train_months": ",".join(trained_model.train_months),
-            **comparison_tags,
-            # What reproduce_job needs to rebuild this version.
-            **trained_model.provenance,
-            EVALUATION_CONFIG_TAG: json.dumps(model_evaluation.config, sort_keys=True),
-        }
         # An earlier attempt (or the run this one re-executes) may have registered the version
         # and moved some aliases before MLflow went away: finish that registration, as decided.
         version = find_registration(client, name, tags)
@@ -153,42 +171,18 @@ def registered_model(
                 f"[{context.run.run_id}]({mlflow_tracking.dagster_run_url(context.run.run_id)})."
             ),
         )
-        moves = [
-            move_alias(
-                client,
-                name,
-                CHALLENGER,
-                version,
-                dagster_run_id=context.run.run_id,
-                reason="the newest version registered by the pipeline",
-            )
-        ]
-        aliases = [CHALLENGER]
-        if decision.promote:
-            moves.append(
-                move_alias(
-                    client,
-                    name,
-                    CHAMPION,
-                    version,
-                    dagster_run_id=context.run.run_id,
-                    reason=decision.reason,
-                )
-            )
-            aliases.append(CHAMPION)
-            if previous is not None and previous != version:
-                client.set_model_version_tag(name, previous, "retired_by_version", version)
+        moves = move_aliases_after_gate(
+            client,
+            name,
+            version,
+            promote=decision.promote,
+            previous_champion=previous,
+            dagster_run_id=context.run.run_id,
+            reason=decision.reason,
+        )
         run.log_params({"registered_model": name, "version": version, "promoted": decision.promote})
-        run.set_tags({"gate_reason": decision.reason, **comparison_tags})
-    result = RegisteredModelVersion(
-        name=name,
-        version=version,
-        aliases=aliases,
-        promoted=decision.promote,
-        reason=decision.reason,
-        previous_champion=previous,
-    )
-    champion = version if decision.promote else previous
+        run.set_tags({"gate_reason": decision.reason, **comparison_tags(compared)})
+    aliases = [move.alias for move in moves]
     if decision.promote:
         notifier.send(
             title=f"{name}: version {version} is the new @champion",
@@ -197,10 +191,19 @@ def registered_model(
             log=context.log,
         )
     return dg.Output(
-        result,
+        RegisteredModelVersion(
+            name=name,
+            version=version,
+            aliases=aliases,
+            promoted=decision.promote,
+            reason=decision.reason,
+            previous_champion=previous,
+        ),
         # The data version is the champion's: what scores downstream becomes stale exactly
         # when the champion changes, not when a losing challenger is registered.
-        data_version=dg.DataVersion(champion_data_version(champion)),
+        data_version=dg.DataVersion(
+            champion_data_version(version if decision.promote else previous)
+        ),
         metadata={
             "model_version": dg.MetadataValue.url(mlflow_tracking.model_version_url(version)),
             "version": dg.MetadataValue.text(version),
@@ -209,7 +212,7 @@ def registered_model(
             "gate_reason": dg.MetadataValue.text(decision.reason),
             "holdout_roc_auc": dg.MetadataValue.float(roc_auc),
             "previous_champion": dg.MetadataValue.text(previous or "none"),
-            **{key: dg.MetadataValue.text(value) for key, value in comparison_tags.items()},
+            **{k: dg.MetadataValue.text(v) for k, v in comparison_tags(compared).items()},
             "alias_moves": dg.MetadataValue.md(
                 "\n".join(
                     f"- @{m.alias}: {m.from_version or 'none'} -> {m.to_version} ({m.at})"

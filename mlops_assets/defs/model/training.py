@@ -29,6 +29,7 @@ from mlops_assets.defs.shared.policies import (
 )
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.stored_partitions import StoredPartitions
+from mlops_assets.tracking.handle import RunHandle
 from mlops_assets.tracking.records import ModelReference
 
 if TYPE_CHECKING:
@@ -250,6 +251,139 @@ def candidate_workers(config: TrainingConfig) -> int:
     return config.workers or default_workers()
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What this materialization trained, and whether it searched the candidates to get it."""
+
+    outcome: "TrainingOutcome"
+    record: "SearchRecord | None"
+    path: Literal["full", "refit"]
+    reason: str
+
+
+def search_or_refit(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    data: TrainingData,
+    features_code_version: str,
+) -> Trained:
+    """Search the candidates when due, else refit the last search's choice on the new window.
+
+    When the search is due is :func:`~mlops_assets.ml.candidates.decide_search`'s rule.
+    """
+    from mlops_assets.ml.candidates import (
+        SearchRecord,
+        decide_search,
+        refit,
+        search_fingerprint,
+        select_and_train,
+    )
+
+    space = search_space(config)
+    fingerprint = search_fingerprint(space, features_code_version)
+    previous = last_search(context)
+    decision = decide_search(
+        config.search, search_requested_by(context.run.tags), previous, fingerprint
+    )
+    context.log.info(decision.reason)
+    if previous is None or decision.search:  # decide_search searches without a previous one
+        outcome = select_and_train(
+            data.by_month, space, workers=candidate_workers(config), calibration=config.calibration
+        )
+        # With one training month nothing was compared: nothing to refit later.
+        record = (
+            SearchRecord(fingerprint, outcome.chosen, context.run_id, outcome.threshold)
+            if outcome.results
+            else None
+        )
+        return Trained(outcome, record, "full", decision.reason)
+    outcome = refit(
+        data.by_month,
+        previous.chosen,
+        config.random_seed,
+        decision.reason,
+        config.calibration,
+        previous.threshold,
+    )
+    return Trained(outcome, previous, "refit", decision.reason)
+
+
+def log_candidates(run: RunHandle, outcome: "TrainingOutcome") -> None:
+    """One MLflow run per candidate compared, nested under the model's: params and scores."""
+    for result in outcome.results:
+        with run.child(
+            f"candidate:{result.candidate.name}",
+            tags={"candidate": result.candidate.name, "family": result.candidate.family},
+        ) as candidate:
+            candidate.log_params(
+                {
+                    **result.candidate.params,
+                    "family": result.candidate.family,
+                    "validation_month": outcome.validation_month,
+                }
+            )
+            gap = result.gap
+            candidate.log_metrics(
+                {
+                    "validation_roc_auc": result.roc_auc,
+                    "validation_log_loss": result.log_loss,
+                    "validation_brier": result.brier,
+                    "fit_seconds": result.fit_seconds,
+                    **(
+                        {
+                            "auc_gap_to_best": gap.delta,
+                            "auc_gap_low": gap.low,
+                            "auc_gap_high": gap.high,
+                        }
+                        if gap
+                        else {}
+                    ),
+                }
+            )
+
+
+def model_metrics(
+    outcome: "TrainingOutcome", folds: "list[Fold]", data: TrainingData
+) -> dict[str, float]:
+    """The model run's metrics: threshold, calibration, backtest folds, the training rows."""
+    split, sample = data.split, data.sample
+    calibration = outcome.calibration
+    return {
+        **({"operating_threshold": outcome.threshold} if outcome.threshold is not None else {}),
+        **(
+            {
+                "validation_calibration_error_before": calibration.error_before,
+                "validation_calibration_error_after": calibration.error_after,
+            }
+            if calibration
+            else {}
+        ),
+        **{
+            f"backtest_{fold.month}_{name}": value
+            for fold in folds
+            for name, value in fold.metrics.items()
+        },
+        "train_rows": len(split.train),
+        "train_rows_available": sample.available,
+        "train_sample_fraction": sample.fraction,
+        "train_delayed_share": float(split.train["is_delayed"].mean()),
+    }
+
+
+def candidates_table(outcome: "TrainingOutcome") -> dg.MetadataValue:
+    """The candidates compared, one row each, as the UI shows them."""
+    rows = [result.as_row() for result in outcome.results]
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(row) for row in rows],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn(name, type="string" if isinstance(v, str) else "float")
+                for name, v in (rows[0] if rows else {}).items()
+            ]
+        ),
+    )
+
+
 @dg.asset(
     group_name="training",
     kinds={"sklearn", "mlflow"},
@@ -267,13 +401,6 @@ def trained_model(
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[ModelReference]:
     """The last search's best candidate (searched again when due), fitted on all training months."""
-    from mlops_assets.ml.candidates import (
-        SearchRecord,
-        decide_search,
-        refit,
-        search_fingerprint,
-        select_and_train,
-    )
     from mlops_assets.ml.columns import FEATURE_COLUMNS
     from mlops_assets.ml.drift import REFERENCE_ARTIFACT, profile_training_window
     from mlops_assets.ml.training import serving_dtypes
@@ -289,13 +416,9 @@ def trained_model(
             )
         months = [*split.train_months, split.holdout_month]
         code_versions = model_code_versions()
+        data_versions = partition_data_versions(context.instance, FLIGHT_FEATURES, months)
         tags = provenance_tags(
-            data_versions={
-                month: version or "unknown"
-                for month, version in partition_data_versions(
-                    context.instance, FLIGHT_FEATURES, months
-                ).items()
-            },
+            data_versions={month: v or "unknown" for month, v in data_versions.items()},
             code_versions=code_versions,
             training_config=config.model_dump(),
         )
@@ -308,107 +431,21 @@ def trained_model(
                 "features": len(FEATURE_COLUMNS),
             }
         )
-        space = search_space(config)
-        fingerprint = search_fingerprint(space, code_versions["flight_features"])
-        previous = last_search(context)
-        decision = decide_search(
-            config.search, search_requested_by(context.run.tags), previous, fingerprint
-        )
-        context.log.info(decision.reason)
-        path = "full" if decision.search else "refit"  # decide_search searches without one
-        if previous is None or decision.search:
-            outcome = select_and_train(
-                data.by_month,
-                space,
-                workers=candidate_workers(config),
-                calibration=config.calibration,
-            )
-            # With one training month nothing was compared: nothing to refit later.
-            record = (
-                SearchRecord(fingerprint, outcome.chosen, context.run_id, outcome.threshold)
-                if outcome.results
-                else None
-            )
-        else:
-            outcome = refit(
-                data.by_month,
-                previous.chosen,
-                config.random_seed,
-                decision.reason,
-                config.calibration,
-                previous.threshold,
-            )
-            record = previous
+        trained = search_or_refit(context, config, data, code_versions["flight_features"])
+        outcome, record = trained.outcome, trained.record
         folds = backtest_folds(data.by_month, split.holdout_month, outcome, config)
-        for result in outcome.results:
-            with run.child(
-                f"candidate:{result.candidate.name}",
-                tags={"candidate": result.candidate.name, "family": result.candidate.family},
-            ) as candidate:
-                candidate.log_params(
-                    {
-                        **result.candidate.params,
-                        "family": result.candidate.family,
-                        "validation_month": outcome.validation_month,
-                    }
-                )
-                candidate.log_metrics(
-                    {
-                        "validation_roc_auc": result.roc_auc,
-                        "validation_log_loss": result.log_loss,
-                        "validation_brier": result.brier,
-                        "fit_seconds": result.fit_seconds,
-                        **(
-                            {
-                                "auc_gap_to_best": result.gap.delta,
-                                "auc_gap_low": result.gap.low,
-                                "auc_gap_high": result.gap.high,
-                            }
-                            if result.gap
-                            else {}
-                        ),
-                    }
-                )
+        log_candidates(run, outcome)
         run.set_tags(
             {
                 "candidate": outcome.chosen.name,
                 "selection": outcome.selection,
-                "search": path,
+                "search": trained.path,
                 **({SEARCH_RECORD: json.dumps(record.as_dict(), sort_keys=True)} if record else {}),
+                "subsampled": str(sample.subsampled).lower(),
             }
         )
         run.log_params({f"chosen.{k}": v for k, v in outcome.chosen.params.items()})
-        run.log_metrics(
-            {
-                **(
-                    {"operating_threshold": outcome.threshold}
-                    if outcome.threshold is not None
-                    else {}
-                ),
-                **(
-                    {
-                        "validation_calibration_error_before": outcome.calibration.error_before,
-                        "validation_calibration_error_after": outcome.calibration.error_after,
-                    }
-                    if outcome.calibration
-                    else {}
-                ),
-                **{
-                    f"backtest_{fold.month}_{name}": value
-                    for fold in folds
-                    for name, value in fold.metrics.items()
-                },
-            }
-        )
-        run.set_tag("subsampled", str(sample.subsampled).lower())
-        run.log_metrics(
-            {
-                "train_rows": len(split.train),
-                "train_rows_available": sample.available,
-                "train_sample_fraction": sample.fraction,
-                "train_delayed_share": float(split.train["is_delayed"].mean()),
-            }
-        )
+        run.log_metrics(model_metrics(outcome, folds, data))
         # What feature_drift measures months against: the rows this model was fitted on.
         drift_reference = profile_training_window(
             split.train,
@@ -427,30 +464,21 @@ def trained_model(
         train_rows=len(split.train),
         candidate=outcome.chosen.name,
         validation_month=outcome.validation_month,
-        search=path,
+        search=trained.path,
         provenance=tags,
         threshold=outcome.threshold,
         backtest=[fold.as_row() for fold in folds],
     )
-    rows = [result.as_row() for result in outcome.results]
     return dg.Output(
         reference,
         metadata={
             "model_uri": dg.MetadataValue.text(info.model_uri),
             "candidate": dg.MetadataValue.text(outcome.chosen.name),
             "selection": dg.MetadataValue.text(outcome.selection),
-            "search": dg.MetadataValue.text(path),
-            "search_reason": dg.MetadataValue.text(decision.reason),
+            "search": dg.MetadataValue.text(trained.path),
+            "search_reason": dg.MetadataValue.text(trained.reason),
             **({SEARCH_RECORD: dg.MetadataValue.json(record.as_dict())} if record else {}),
-            "candidates": dg.MetadataValue.table(
-                records=[dg.TableRecord(row) for row in rows],
-                schema=dg.TableSchema(
-                    columns=[
-                        dg.TableColumn(name, type="string" if isinstance(v, str) else "float")
-                        for name, v in (rows[0] if rows else {}).items()
-                    ]
-                ),
-            ),
+            "candidates": candidates_table(outcome),
             "validation_month": dg.MetadataValue.text(outcome.validation_month or "none"),
             "operating_threshold": dg.MetadataValue.float(
                 outcome.threshold if outcome.threshold is not None else float("nan")
