@@ -31,7 +31,7 @@ Outages: MLflow's HTTP client retries a failed request by itself, by default 7 t
 about four minutes with a 120 s timeout per try, which Dagster's step retries would multiply
 into tens of minutes. The resource caps it (the ``http_*`` fields, applied to the step
 process) so that a request fails within seconds and the step's ``RetryPolicy`` does the
-waiting, with backoff and jitter (``defs/policies.py`` adds up the worst case).
+waiting, with backoff and jitter (``defs/shared/policies.py`` adds up the worst case).
 """
 
 from __future__ import annotations
