@@ -89,7 +89,7 @@ def run(landing_dir: Path, repeats: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         mlflow.set_tracking_uri(f"sqlite:///{Path(scratch) / 'mlflow.db'}")
         with mlflow.start_run():
-            info = log_pyfunc_model(pipeline, serving_dtypes(features.head(5)))
+            info = log_pyfunc_model(pipeline, serving_dtypes(features.head(5)), {})
         served = mlflow.pyfunc.load_model(info.model_uri)
         model = served.unwrap_python_model()
         features_file = Path(scratch) / "features.parquet"

@@ -17,13 +17,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlops_assets.defs.shared.partitions import Batch, batch_target
+from mlops_assets.runtime.tracking_server import LEAN_SERVER_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -202,10 +203,13 @@ def code_location_loaded(dagster_url: str) -> bool:
 
 
 @contextmanager
-def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
+def local_stack(
+    root: Path, landing: Path, mlflow_env: Mapping[str, str] = LEAN_SERVER_ENVIRONMENT
+) -> Iterator[LocalStack]:
     """Start MLflow and ``dagster dev`` on free loopback ports with stores under ``root``.
 
-    ``landing`` is linked in as the landing zone. Every process is stopped on exit, and the
+    ``landing`` is linked in as the landing zone; ``mlflow_env`` is what the MLflow server's
+    environment adds (``make run``'s by default). Every process is stopped on exit, and the
     block fails if any process that used this stack's Dagster home is still alive.
     """
     data = root / "data"
@@ -237,7 +241,7 @@ def local_stack(root: Path, landing: Path) -> Iterator[LocalStack]:
         start_server(
             "mlflow",
             mlflow_server_command(mlflow_port, env["MLFLOW_TRACKING_URI"], data / "mlartifacts"),
-            env,
+            {**env, **mlflow_env},
             logs,
         )
     ]
@@ -362,8 +366,7 @@ class MlflowServer:
         self.store_uri = f"sqlite:///{root / 'mlflow.db'}"
         self._server: Server | None = None
         root.mkdir(parents=True, exist_ok=True)
-        # The server's job runner (GenAI jobs) is not needed: one process fewer to start.
-        self._env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self._env = {**os.environ, **LEAN_SERVER_ENVIRONMENT}
 
     @property
     def running(self) -> bool:

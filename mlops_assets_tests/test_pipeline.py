@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from mlops_assets import definitions
 from mlops_assets.cli import rebuild
 from mlops_assets.defs.ingestion.raw_data import raw_flights
+from mlops_assets.defs.shared.lineage import partition_data_versions
 from mlops_assets.defs.shared.partitions import MONTHS_PER_RUN
 from mlops_assets.landing import layout
 from mlops_assets.ml import candidates
@@ -266,6 +267,95 @@ def test_evaluation_metrics_and_plots_are_logged(materialized: Materialized) -> 
     assert evaluated.data.metrics["backtest_roc_auc_mean"] == pytest.approx(
         evaluation["backtest_roc_auc_mean"].value
     )
+
+
+def _inputs(client: MlflowClient, run_id: str) -> dict[str, tuple[str, str]]:
+    """A run's dataset inputs: name -> (digest, context)."""
+    inputs = client.get_run(run_id).inputs
+    assert inputs is not None
+    return {
+        entry.dataset.name: (
+            entry.dataset.digest,
+            next(tag.value for tag in entry.tags if tag.key == "mlflow.data.context"),
+        )
+        for entry in inputs.dataset_inputs
+    }
+
+
+def _listed(materialization: dg.AssetMaterialization) -> dict[str, tuple[str, str]]:
+    """The ``mlflow_datasets`` table of a materialization: name -> (digest, context)."""
+    table = materialization.metadata["mlflow_datasets"]
+    assert isinstance(table, dg.TableMetadataValue)
+    return {
+        str(row.data["dataset"]): (str(row.data["digest"]), str(row.data["context"]))
+        for row in table.records
+    }
+
+
+def test_mlflow_runs_record_the_partitions_they_read_and_the_champion_is_a_logged_model(
+    materialized: Materialized,
+) -> None:
+    client, instance = materialized.client, materialized.instance
+    versions = partition_data_versions(instance, dg.AssetKey("flight_features"), MONTHS)
+    # Positive control: months of different runs have different data versions, so a digest
+    # taken from the wrong month's partition would not pass for the right one.
+    assert len({versions[batch[0]] for batch in BATCHES}) == len(BATCHES)
+    assert all(version and len(version) == 32 for version in versions.values())
+
+    def digests(months: list[str], context: str) -> dict[str, tuple[str, str]]:
+        return {f"flight_features[{m}]": (str(versions[m]), context) for m in months}
+
+    found = run_materializations(instance, materialized.model_run_id)
+    trained, evaluation = found["trained_model"], found["model_evaluation"]
+    expected_training = {
+        **digests(MONTHS[:-2], "training"),
+        **digests(MONTHS[-2:-1], "validation"),
+        **digests(MONTHS[-1:], "holdout"),
+    }
+    training_run = str(trained.metadata["mlflow_run_id"].value)
+    assert _inputs(client, training_run) == expected_training == _listed(trained)
+    evaluation_run = str(evaluation.metadata["mlflow_run_id"].value)
+    assert _inputs(client, evaluation_run) == digests(MONTHS[-1:], "holdout") == _listed(evaluation)
+    for run_id, batch in zip(materialized.scoring_run_ids, BATCHES, strict=True):
+        scored = run_partition_materializations(instance, run_id)
+        predictions = scored[("flight_delay_predictions", batch[0])]
+        assert _inputs(client, str(predictions.metadata["mlflow_run_id"].value)) == digests(
+            batch, "scoring"
+        )
+        drift_run = str(scored[("feature_drift", batch[0])].metadata["mlflow_run_id"].value)
+        reference = {
+            name: (digest, "drift reference")
+            for name, (digest, context) in expected_training.items()
+            if context != "holdout"  # the reference is the rows the champion was fitted on
+        }
+        assert _inputs(client, drift_run) == {**digests(batch, "scoring"), **reference}
+
+    # @champion's version is the LoggedModel trained_model logged, with its held-out metrics
+    # measured on December's partition, and the candidates are LoggedModels beside it.
+    version = client.get_model_version_by_alias("flight_delay_classifier", "champion")
+    assert version.model_id
+    model = client.get_logged_model(version.model_id)
+    assert model.source_run_id == training_run
+    assert model.params["candidate"] == trained.metadata["candidate"].value
+    held_out = {metric.key: metric for metric in model.metrics or []}
+    auc = held_out["holdout_roc_auc"]
+    assert auc.value == pytest.approx(evaluation.metadata["holdout_roc_auc"].value)
+    assert (auc.dataset_name, auc.dataset_digest) == (
+        "flight_features[2013-12]",
+        versions["2013-12"],
+    )
+    assert auc.run_id == evaluation_run
+    assert "backtest_roc_auc_mean" in held_out
+    listed = client.search_logged_models([model.experiment_id], max_results=100)
+    candidates_listed = {m.name: m for m in listed if m.tags.get("role") == "candidate"}
+    table = trained.metadata["candidates"]
+    assert isinstance(table, dg.TableMetadataValue)
+    assert set(candidates_listed) == {f"candidate-{row.data['candidate']}" for row in table.records}
+    for row in table.records:
+        candidate = candidates_listed[f"candidate-{row.data['candidate']}"]
+        (metric,) = [m for m in candidate.metrics or [] if m.key == "validation_roc_auc"]
+        assert metric.value == pytest.approx(row.data["validation_roc_auc"], abs=1e-6)
+        assert metric.dataset_digest == versions[MONTHS[-2]]
 
 
 def test_registered_version_is_champion_and_serves_probabilities(

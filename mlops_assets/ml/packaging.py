@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -49,13 +50,16 @@ def model_signature() -> ModelSignature:
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double", OUTPUT_COLUMN)]))
 
 
-def log_pyfunc_model(pipeline: Pipeline, input_example: pd.DataFrame) -> ModelInfo:
+def log_pyfunc_model(
+    pipeline: Pipeline, input_example: pd.DataFrame, params: Mapping[str, Any]
+) -> ModelInfo:
     """Log ``pipeline`` to the active MLflow run as a pyfunc returning the delay probability.
 
     Args:
         pipeline: The fitted scikit-learn pipeline.
         input_example: A few rows of feature columns (saved with the model and used to
             infer its signature).
+        params: The LoggedModel's parameters (the candidate and its hyperparameters).
 
     Returns:
         MLflow's record of the logged model (``model_uri``, ``model_id``).
@@ -76,4 +80,6 @@ def log_pyfunc_model(pipeline: Pipeline, input_example: pd.DataFrame) -> ModelIn
             signature=model_signature(),
             input_example=input_example,
             pip_requirements=pip_requirements(),
+            params={key: str(value) for key, value in params.items()},
+            tags={"role": "model"},
         )

@@ -48,6 +48,24 @@ class StoredPartitions(Mapping[str, "pd.DataFrame"]):
         with self._path(partition).open("rb") as handle:
             return pd.read_parquet(handle, columns=None if columns is None else list(columns))
 
+    def location(self, partition: str) -> str:
+        """Where the partition is stored (a path, or a URI for an object store)."""
+        return str(self._path(partition))
+
+    def footer(self, partition: str) -> tuple[int, tuple[tuple[str, str], ...]]:
+        """A partition's row count and its columns' names and Arrow types, from the footer."""
+        import pyarrow.parquet as pq
+
+        with self._path(partition).open("rb") as handle:
+            parquet = pq.ParquetFile(handle)
+            schema = parquet.schema_arrow
+            columns = tuple(
+                (name, str(schema.field(name).type))
+                for name in schema.names
+                if not name.startswith("__index_level_")
+            )
+            return int(parquet.metadata.num_rows), columns
+
     def count_rows(self, partition: str) -> int:
         """A partition's number of rows, from the Parquet footer (no data is read)."""
         import pyarrow.parquet as pq

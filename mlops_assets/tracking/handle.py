@@ -7,7 +7,7 @@ active run (MLflow's only way), which the handle's owner made it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow.models.model import ModelInfo
     from sklearn.pipeline import Pipeline
+
+    from mlops_assets.tracking.datasets import PartitionDataset
 
 
 def use_stores(tracking_uri: str, registry_uri: str | None) -> None:
@@ -61,12 +63,101 @@ class RunHandle:
         mlflow.log_params(dict(params), run_id=self.run_id)
 
     def log_metrics(
-        self, metrics: Mapping[str, float], step: int | None = None, model_id: str | None = None
+        self,
+        metrics: Mapping[str, float],
+        step: int | None = None,
+        model_id: str | None = None,
+        dataset: PartitionDataset | None = None,
     ) -> None:
-        """Log metrics, at ``step`` if given, linked to the logged model ``model_id`` if given."""
+        """Log metrics (at ``step``, linked to the LoggedModel ``model_id`` and ``dataset``).
+
+        Each of ``step``, ``model_id`` and ``dataset`` (what they were measured on) is optional.
+        """
         import mlflow
 
-        mlflow.log_metrics(dict(metrics), step=step, run_id=self.run_id, model_id=model_id)
+        mlflow.log_metrics(
+            dict(metrics),
+            step=step,
+            run_id=self.run_id,
+            model_id=model_id,
+            dataset=dataset.entity() if dataset else None,
+        )
+
+    def log_datasets(self, inputs: Mapping[PartitionDataset, str]) -> None:
+        """Log the partitions read as the run's dataset inputs, each with its context."""
+        from mlflow import MlflowClient
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        MlflowClient().log_inputs(
+            self.run_id,
+            datasets=[
+                DatasetInput(dataset.entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
+                for dataset, context in inputs.items()
+            ],
+        )
+
+    def log_datasets_of(
+        self, run_id: str, of_contexts: Collection[str], context: str
+    ) -> list[dict[str, str | int]]:
+        """Log the inputs of the run ``run_id`` in ``of_contexts`` as this run's, with ``context``.
+
+        Returns:
+            Their rows (:func:`~mlops_assets.tracking.datasets.dataset_row`).
+        """
+        from mlflow import MlflowClient
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        from mlops_assets.tracking.datasets import dataset_row
+
+        client = MlflowClient()
+        inputs = client.get_run(run_id).inputs
+        datasets = [
+            entry.dataset
+            for entry in (inputs.dataset_inputs if inputs else [])
+            if any(t.key == MLFLOW_DATASET_CONTEXT and t.value in of_contexts for t in entry.tags)
+        ]
+        client.log_inputs(
+            self.run_id,
+            datasets=[
+                DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])
+                for dataset in datasets
+            ],
+        )
+        return [dataset_row(dataset, context) for dataset in datasets]
+
+    def log_candidate_model(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        dataset: PartitionDataset | None,
+    ) -> str:
+        """Log a candidate compared (not kept) as a LoggedModel with no artifacts; its id.
+
+        Its params, and its ``metrics`` on ``dataset``: the experiment's Models view lists it.
+        """
+        import mlflow
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        model = client.create_logged_model(
+            self.experiment_id,
+            name=name,
+            source_run_id=self.run_id,
+            params={key: str(value) for key, value in params.items()},
+            tags={"role": "candidate"},
+            model_type="candidate",
+        )
+        mlflow.log_metrics(
+            dict(metrics),
+            run_id=self.run_id,
+            model_id=model.model_id,
+            dataset=dataset.entity() if dataset else None,
+        )
+        client.finalize_logged_model(model.model_id, "READY")
+        return str(model.model_id)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags (values are stored as strings)."""
@@ -111,8 +202,13 @@ class RunHandle:
                 (Path(scratch) / name).write_bytes(payload)
             mlflow.log_artifacts(scratch, artifact_path, run_id=self.run_id)
 
-    def log_model(self, pipeline: Pipeline, input_example: pd.DataFrame) -> ModelInfo:
-        """Log the fitted pipeline as the pyfunc model served (``ml.packaging``) to this run."""
+    def log_model(
+        self, pipeline: Pipeline, input_example: pd.DataFrame, params: Mapping[str, Any]
+    ) -> ModelInfo:
+        """Log the fitted pipeline to this run as the pyfunc served (``ml.packaging``).
+
+        It is a LoggedModel with ``params``.
+        """
         import mlflow
 
         from mlops_assets.ml.packaging import log_pyfunc_model
@@ -120,7 +216,7 @@ class RunHandle:
         active = mlflow.active_run()
         if active is None or active.info.run_id != self.run_id:
             raise RuntimeError(f"MLflow run {self.run_id} is not the active run: cannot log to it")
-        return log_pyfunc_model(pipeline, input_example)
+        return log_pyfunc_model(pipeline, input_example, params)
 
     @contextmanager
     def child(self, run_name: str, tags: Mapping[str, str]) -> Iterator[RunHandle]:

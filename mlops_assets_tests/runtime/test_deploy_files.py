@@ -339,7 +339,10 @@ def test_tracking_servers_use_postgresql_and_answer_their_clients() -> None:
     # The store URL (it holds the password) comes from the environment, not the command line.
     assert "--backend-store-uri" not in argv
     store = mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"]
-    assert server_environment(store) == {"MLFLOW_BACKEND_STORE_URI": store}  # PostgreSQL
+    assert server_environment(store) == {  # PostgreSQL, and no job runner
+        "MLFLOW_BACKEND_STORE_URI": store,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     command = server_command(args.artifacts_destination, args.host, args.port, args.allowed_hosts)
     assert store not in " ".join(command)
     assert command[command.index("--host") + 1] == "0.0.0.0"  # reachable from the network

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from mlops_assets.defs.shared import checks
 from mlops_assets.defs.shared.keys import CODE_VERSIONS, FLIGHT_FEATURES
+from mlops_assets.defs.shared.lineage import batch_version
 from mlops_assets.defs.shared.metadata import table_metadata
 from mlops_assets.defs.shared.partitions import month_asset, month_step, months_of
 from mlops_assets.defs.shared.policies import FILE_RETRY, REFRESH_WHEN_INPUTS_CHANGE
@@ -164,9 +165,12 @@ def flight_features(
             )
             built[month] = features
         checks.refuse_months(outcomes, kept=f"the stored features of {', '.join(months)}")
+    # The data version hashes the rows and the code version (one for all the months of the
+    # step, as Dagster records it); it is the MLflow dataset digest wherever they are read.
     yield dg.Output(
         built,
         output_name="flight_features",
+        data_version=dg.DataVersion(batch_version(built, CODE_VERSIONS[FLIGHT_FEATURES])),
         metadata={
             "lead_time_minutes": dg.MetadataValue.int(config.lead_time_minutes),
             **run.metadata(),

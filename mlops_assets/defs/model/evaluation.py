@@ -7,10 +7,12 @@ from pydantic import Field
 
 from mlops_assets.defs.model.champion import current_champion
 from mlops_assets.defs.shared.keys import CODE_VERSIONS, MODEL_EVALUATION
-from mlops_assets.defs.shared.metadata import OWNERS, png_markdown
+from mlops_assets.defs.shared.lineage import partition_datasets
+from mlops_assets.defs.shared.metadata import OWNERS, datasets_metadata, png_markdown
 from mlops_assets.defs.shared.policies import MLFLOW_RETRY, REFRESH_WHEN_INPUTS_CHANGE
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.stored_partitions import StoredPartitions
+from mlops_assets.tracking.datasets import dataset_table
 from mlops_assets.tracking.records import (
     ChampionComparison,
     EvaluationReport,
@@ -209,6 +211,9 @@ def model_evaluation(
                     "materialize trained_model first."
                 ),
             )
+        holdout_dataset = partition_datasets(context.instance, flight_features, [holdout_month])
+        inputs = {holdout_dataset[holdout_month]: "holdout"}
+        run.log_datasets(inputs)
         threshold = operating_threshold(config, trained_model)
         run.log_params(
             {
@@ -226,6 +231,7 @@ def model_evaluation(
         run.log_metrics(
             {f"holdout_{key}": value for key, value in metrics.as_dict().items()},
             model_id=trained_model.model_id or None,
+            dataset=holdout_dataset[holdout_month],
         )
         importance = feature_importance(
             model.unwrap_python_model().classifier,
@@ -240,7 +246,10 @@ def model_evaluation(
         champion = compare_with_champion(run, mlflow_tracking, config, holdout, proba, threshold)
         folds = [*trained_model.backtest, holdout_fold(trained_model, holdout_month, metrics)]
         backtest = summarize(folds)
-        run.log_metrics({f"backtest_{key}": value for key, value in backtest.items()})
+        run.log_metrics(
+            {f"backtest_{key}": value for key, value in backtest.items()},
+            model_id=trained_model.model_id or None,
+        )
         run.log_dict({"folds": folds, "summary": backtest}, "backtest.json")
     report = EvaluationReport(
         model_uri=trained_model.model_uri,
@@ -261,6 +270,7 @@ def model_evaluation(
             "operating_threshold": dg.MetadataValue.float(threshold),
             **backtest_metadata(folds, backtest),
             **champion_metadata(champion),
+            **datasets_metadata(dataset_table(inputs)),
             **run.metadata(),
         },
     )

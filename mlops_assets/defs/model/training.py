@@ -20,8 +20,9 @@ from mlops_assets.defs.shared.lineage import (
     latest_materialization,
     model_code_versions,
     partition_data_versions,
+    partition_datasets,
 )
-from mlops_assets.defs.shared.metadata import OWNERS
+from mlops_assets.defs.shared.metadata import OWNERS, datasets_metadata
 from mlops_assets.defs.shared.policies import (
     MLFLOW_RETRY,
     REFRESH_WHEN_INPUTS_CHANGE,
@@ -29,6 +30,11 @@ from mlops_assets.defs.shared.policies import (
 )
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.stored_partitions import StoredPartitions
+from mlops_assets.tracking.datasets import (
+    PartitionDataset,
+    contexts_of_months,
+    dataset_table,
+)
 from mlops_assets.tracking.handle import RunHandle
 from mlops_assets.tracking.records import ModelReference
 
@@ -308,26 +314,38 @@ def search_or_refit(
     return Trained(outcome, previous, "refit", decision.reason)
 
 
-def log_candidates(run: RunHandle, outcome: "TrainingOutcome") -> None:
-    """One MLflow run per candidate compared, nested under the model's: params and scores."""
+def log_candidates(
+    run: RunHandle, outcome: "TrainingOutcome", validation: "PartitionDataset | None"
+) -> None:
+    """One MLflow run per candidate compared, nested under the model's: params and scores.
+
+    Each is also a LoggedModel (no artifacts: only the winner is kept) with its scores on the
+    validation month, held out from its fit, so the experiment's Models view compares them.
+    """
     for result in outcome.results:
         with run.child(
             f"candidate:{result.candidate.name}",
             tags={"candidate": result.candidate.name, "family": result.candidate.family},
         ) as candidate:
-            candidate.log_params(
-                {
-                    **result.candidate.params,
-                    "family": result.candidate.family,
-                    "validation_month": outcome.validation_month,
-                }
-            )
-            gap = result.gap
-            candidate.log_metrics(
+            params = {
+                **result.candidate.params,
+                "family": result.candidate.family,
+                "validation_month": outcome.validation_month,
+            }
+            candidate.log_params(params)
+            candidate.log_candidate_model(
+                f"candidate-{result.candidate.name}",
+                params,
                 {
                     "validation_roc_auc": result.roc_auc,
                     "validation_log_loss": result.log_loss,
                     "validation_brier": result.brier,
+                },
+                validation,
+            )
+            gap = result.gap
+            candidate.log_metrics(
+                {
                     "fit_seconds": result.fit_seconds,
                     **(
                         {
@@ -433,8 +451,15 @@ def trained_model(
         )
         trained = search_or_refit(context, config, data, code_versions["flight_features"])
         outcome, record = trained.outcome, trained.record
+        datasets = partition_datasets(context.instance, flight_features, months)
+        contexts = contexts_of_months(
+            split.train_months, outcome.validation_month, split.holdout_month
+        )
+        inputs = {datasets[month]: context for month, context in contexts.items()}
+        run.log_datasets(inputs)
         folds = backtest_folds(data.by_month, split.holdout_month, outcome, config)
-        log_candidates(run, outcome)
+        validation = outcome.validation_month
+        log_candidates(run, outcome, datasets[validation] if validation else None)
         run.set_tags(
             {
                 "candidate": outcome.chosen.name,
@@ -454,7 +479,16 @@ def trained_model(
             seed=config.random_seed,
         )
         run.log_text(drift_reference.to_json(), REFERENCE_ARTIFACT)
-        info = run.log_model(outcome.model, serving_dtypes(split.holdout.head(5)))
+        info = run.log_model(
+            outcome.model,
+            serving_dtypes(split.holdout.head(5)),
+            {
+                "candidate": outcome.chosen.name,
+                "family": outcome.chosen.family,
+                **outcome.chosen.params,
+                "train_months": ",".join(split.train_months),
+            },
+        )
     reference = ModelReference(
         model_uri=info.model_uri,
         model_id=info.model_id or "",
@@ -492,6 +526,7 @@ def trained_model(
             "train_months": dg.MetadataValue.json(split.train_months),
             "holdout_month": dg.MetadataValue.text(split.holdout_month),
             "git_commit": dg.MetadataValue.text(tags["git_commit"]),
+            **datasets_metadata(dataset_table(inputs)),
             **run.metadata(),
         },
     )

@@ -17,12 +17,15 @@ from pydantic import Field
 
 from mlops_assets.defs.model.champion import usable_champion
 from mlops_assets.defs.shared.keys import CODE_VERSIONS, DRIFT_CHECK, FEATURE_DRIFT
-from mlops_assets.defs.shared.metadata import table_metadata
+from mlops_assets.defs.shared.lineage import partition_datasets
+from mlops_assets.defs.shared.metadata import datasets_metadata, table_metadata
 from mlops_assets.defs.shared.partitions import MONTHS, month_asset, month_step, months_of
 from mlops_assets.defs.shared.policies import MLFLOW_RETRY
 from mlops_assets.defs.shared.tables import DataFrame, MonthFrames
 from mlops_assets.ml.columns import SEASONAL_FEATURES
 from mlops_assets.resources import MlflowTracking
+from mlops_assets.resources.stored_partitions import StoredPartitions
+from mlops_assets.tracking.datasets import dataset_table
 
 
 class DriftConfig(dg.Config):
@@ -163,7 +166,7 @@ def _drift_evaluation(month: str, table: DataFrame) -> dg.AssetCheckEvaluation:
 def feature_drift(
     context: dg.AssetExecutionContext,
     config: DriftConfig,
-    flight_features: MonthFrames,
+    flight_features: StoredPartitions,
     mlflow_tracking: MlflowTracking,
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output[MonthFrames]]:
     """PSI of each feature and of the prediction: the month against @champion's training rows."""
@@ -204,6 +207,12 @@ def feature_drift(
                 "seasonal_features": ",".join(config.seasonal_features),
             }
         )
+        datasets = partition_datasets(context.instance, flight_features, months)
+        inputs = dataset_table({datasets[month]: "scoring" for month in months})
+        run.log_datasets({datasets[month]: "scoring" for month in months})
+        # The reference is the rows the champion was fitted on: its training run's inputs.
+        fitted_on = ("training", "validation")
+        inputs += run.log_datasets_of(target.training_run, fitted_on, "drift reference")
         for month in months:
             features = flight_features[month]
             scored = drift.sample_rows(features, drift.MONTH_SCORE_ROWS, seed=0)
@@ -252,6 +261,7 @@ def feature_drift(
                 mlflow_tracking.model_version_url(target.version)
             ),
             "reference_months": dg.MetadataValue.json(list(reference.months)),
+            **datasets_metadata(inputs),
             **run.metadata(),
         },
     )

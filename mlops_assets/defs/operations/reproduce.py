@@ -15,10 +15,15 @@ from mlops_assets.defs.model.training import (
     search_space,
     training_data,
 )
-from mlops_assets.defs.shared.lineage import model_code_versions, partition_data_versions
+from mlops_assets.defs.shared.lineage import (
+    model_code_versions,
+    partition_data_versions,
+    partition_datasets,
+)
 from mlops_assets.defs.shared.policies import MLFLOW_RETRY, TRAINING_POOL
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.stored_partitions import PartitionStore
+from mlops_assets.tracking.datasets import contexts_of_months
 
 if TYPE_CHECKING:
     from mlops_assets.ml.candidates import TrainingOutcome
@@ -144,6 +149,12 @@ def reproduce_model_version(
             provenance.GIT_COMMIT_TAG: provenance.git_commit(),
         },
     ) as run:
+        split = data.split
+        read = partition_datasets(context.instance, stored, sorted(recorded_data))
+        contexts = contexts_of_months(
+            split.train_months, outcome.validation_month, split.holdout_month
+        )
+        run.log_datasets({read[month]: use for month, use in contexts.items()})
         run.log_metrics(
             {
                 **{f"holdout_{k}": v for k, v in reproduced.as_dict().items()},

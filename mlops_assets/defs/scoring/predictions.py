@@ -5,11 +5,14 @@ import dagster as dg
 from mlops_assets.defs.model.champion import usable_champion
 from mlops_assets.defs.monitoring.freshness import PREDICTIONS_FRESHNESS
 from mlops_assets.defs.shared.keys import CODE_VERSIONS, FLIGHT_DELAY_PREDICTIONS
-from mlops_assets.defs.shared.metadata import OWNERS, table_metadata
+from mlops_assets.defs.shared.lineage import partition_datasets
+from mlops_assets.defs.shared.metadata import OWNERS, datasets_metadata, table_metadata
 from mlops_assets.defs.shared.partitions import MONTH_BATCHES, MONTHS, month_step, months_of
 from mlops_assets.defs.shared.policies import MLFLOW_RETRY
 from mlops_assets.defs.shared.tables import DataFrame, MonthFrames, table_type
 from mlops_assets.resources import MlflowTracking
+from mlops_assets.resources.stored_partitions import StoredPartitions
+from mlops_assets.tracking.datasets import dataset_table
 
 
 @dg.asset(
@@ -28,7 +31,7 @@ from mlops_assets.resources import MlflowTracking
 )
 def flight_delay_predictions(
     context: dg.AssetExecutionContext,
-    flight_features: MonthFrames,
+    flight_features: StoredPartitions,
     mlflow_tracking: MlflowTracking,
 ) -> dg.Output[MonthFrames]:
     """The month's flights scored by @champion, with the version that scored each row."""
@@ -47,6 +50,9 @@ def flight_delay_predictions(
     with mlflow_tracking.asset_run(context) as run:
         model = run.load_model(mlflow_tracking.version_uri(version))
         run.log_params({"months": ",".join(months), "model_version": version})
+        datasets = partition_datasets(context.instance, flight_features, months)
+        inputs = {datasets[month]: "scoring" for month in months}
+        run.log_datasets(inputs)
         for month in months:
             predictions = score_flights(flight_features[month], model.predict, version)
             rows = len(predictions)
@@ -67,6 +73,7 @@ def flight_delay_predictions(
         metadata={
             "model_version": dg.MetadataValue.text(version),
             "model_version_url": dg.MetadataValue.url(mlflow_tracking.model_version_url(version)),
+            **datasets_metadata(dataset_table(inputs)),
             **run.metadata(),
         },
     )
