@@ -17,7 +17,9 @@ from benchmarks import (
     bench_predict,
     bench_scale,
     bench_serving,
+    bench_stack_memory,
     bench_startup,
+    bench_suite,
     bench_ui_backfill,
 )
 
@@ -81,15 +83,9 @@ def render(figures: dict[str, Any]) -> str:
             f"{batch['scoring_run_s']} s = {batch['scoring_rows_per_s']:,} rows/s "
             f"(model predict alone: {batch['predict_rows_per_s']:,} rows/s)",
         ),
-        (
-            f"REST latency of `make serve`, 1-row request, p50 / p99 over "
-            f"{serving['requests']} requests (`benchmarks/bench_serving.py`)",
-            f"{serving['rows_1']['p50_ms']} / {serving['rows_1']['p99_ms']} ms",
-        ),
-        (
-            "REST latency, 1,000-row request, p50 / p99",
-            f"{serving['rows_1000']['p50_ms']} / {serving['rows_1000']['p99_ms']} ms",
-        ),
+        *_serving_rows(serving),
+        *_stack_memory_rows(figures.get("stack_memory")),
+        *_suite_rows(figures.get("suite")),
         *_batch_rows(figures.get("batches")),
         *_ui_backfill_rows(figures.get("ui_backfill")),
         *_predict_rows(figures.get("predict")),
@@ -107,6 +103,80 @@ def render(figures: dict[str, Any]) -> str:
         *(f"| {name} | {value} |" for name, value in rows),
     ]
     return "\n".join(lines)
+
+
+def _serving_rows(serving: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rows of ``benchmarks/bench_serving.py``: REST latency and where a request's time goes."""
+    rows = []
+    for size, target in ((1, 10), (1000, 30)):
+        json_body, csv_body = serving[f"rows_{size}"], serving.get(f"rows_{size}_csv")
+        rows.append(
+            (
+                f"REST latency of `make serve`, {size:,}-row request, p50 / p99 over "
+                f"{serving['requests']} requests (`benchmarks/bench_serving.py`)",
+                f"JSON `dataframe_split` {json_body['p50_ms']} / {json_body['p99_ms']} ms "
+                f"(target p50 <= {target} ms)"
+                + (f"; CSV {csv_body['p50_ms']} / {csv_body['p99_ms']} ms" if csv_body else ""),
+            )
+        )
+        stages = serving.get(f"in_process_{size}")
+        if stages:
+            rows.append(
+                (
+                    f"Where a {size:,}-row request goes, in process, median ms: the server's "
+                    "whole invocation; its JSON parsing (and CSV's); the pyfunc's predict "
+                    "(schema enforcement + model); the model; scikit-learn's pipeline on the "
+                    "same rows (the model before its fast path); the answer's encoding",
+                    f"{stages['server_invocation_json']}; {stages['parse_json']} "
+                    f"({stages['parse_csv']}); {stages['pyfunc_predict']}; "
+                    f"{stages['model_predict']}; {stages['sklearn_pipeline_predict']} "
+                    f"(model / pipeline = {stages['model_vs_sklearn_pipeline']}); "
+                    f"{stages['encode_answer']}",
+                )
+            )
+    return rows
+
+
+def _stack_memory_rows(memory: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Rows of ``benchmarks/bench_stack_memory.py``: ``make run``'s resident memory."""
+    if memory is None:
+        return []
+    lean, runner = memory["make_run"], memory["job_runner_on"]
+    rows = [
+        (
+            f"`make run`'s stack idle, resident memory of its processes together "
+            f"({_runs(memory['repeats'])}; `benchmarks/bench_stack_memory.py`)",
+            f"{lean['rss_mb']:,.0f} MB RSS in {lean['processes']} processes (PSS "
+            f"{lean['pss_mb']:,.0f} MB; target <= 1,536) against {runner['rss_mb']:,.0f} MB in "
+            f"{runner['processes']} with MLflow's job runner on = {memory['rss_ratio']}",
+        )
+    ]
+    backfill = memory.get("backfill")
+    if backfill:
+        rows.append(
+            (
+                f"Same stack during *Materialize all* through {backfill['months_through']}, "
+                "peak of the same sum sampled every second",
+                f"{backfill['rss_mb']:,.0f} MB RSS (PSS {backfill['pss_mb']:,.0f} MB), "
+                f"{backfill['processes']:.0f} processes at most",
+            )
+        )
+    return rows
+
+
+def _suite_rows(suite: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Rows of ``benchmarks/bench_suite.py``: ``make test`` on a fresh clone."""
+    if suite is None:
+        return []
+    return [
+        (
+            "`make test` on a fresh clone of HEAD, 2 cores (`benchmarks/bench_suite.py`): "
+            "install + lint + browser + pytest",
+            f"{suite['make_test_s'] / 60:.1f} min (target <= 10): {suite['install_s']} + "
+            f"{suite['lint_s']} + {suite['browser_s']} + {suite['pytest_s']} s, "
+            f"{suite['tests_passed']} tests",
+        )
+    ]
 
 
 def _batch_rows(batches: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -282,6 +352,8 @@ BENCHMARKS = {
     "batches": lambda: bench_batches.run([12, 6, 3, 1], repeats=3, workers=2),
     "ui_backfill": lambda: bench_ui_backfill.run(repeats=1, with_floor=True),
     "predict": lambda: bench_predict.run(Path("data/landing"), repeats=7),
+    "stack_memory": lambda: bench_stack_memory.run(3, 20.0, "2013-03", 3600.0),
+    "suite": bench_suite.run,
 }
 
 

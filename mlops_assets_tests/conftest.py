@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from mlops_assets.landing import layout
 from mlops_assets.ml import raw, schemas
 from mlops_assets.ml.columns import WEATHER_COLUMNS
 from mlops_assets.ml.features import build_month_features
-from mlops_assets_tests.contract import FIRST_QUARTER
+from mlops_assets_tests.contract import FIRST_QUARTER, new_mlflow_store, relocate_mlflow_store
 
 
 @pytest.fixture(scope="session")
@@ -49,11 +50,28 @@ def january_features(seeded_landing: Path) -> pd.DataFrame:
     return features
 
 
+@pytest.fixture(scope="session")
+def mlflow_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store with its tables made, once per test process.
+
+    MLflow makes and migrates the tables of a new store (~3 s); a copy of this one opens as
+    a new empty store in milliseconds.
+    """
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def project_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def project_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_store_template: Path
+) -> Iterator[Path]:
     """A fresh data dir, MLflow SQLite store and Dagster home, as the product resolves them."""
     data = tmp_path / "data"
     data.mkdir()
+    new_mlflow_store(mlflow_store_template, data / "mlflow.db")
     monkeypatch.setenv("MLOPS_DATA_DIR", str(data))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
     home = tmp_path / "dagster_home"
@@ -66,6 +84,48 @@ def project_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 def instance(project_env: Path) -> Iterator[dg.DagsterInstance]:
     """A persistent Dagster instance under the test's DAGSTER_HOME."""
     with dg.instance_for_test(temp_dir=str(project_env.parent / "dagster_home")) as test_instance:
+        yield test_instance
+
+
+@pytest.fixture(scope="session")
+def ingested_first_quarter(
+    tmp_path_factory: pytest.TempPathFactory,
+    first_quarter_landing: Path,
+    mlflow_store_template: Path,
+) -> Path:
+    """A project with January to March landed and ingested (raw assets and features, as
+    ``month_job`` stores them), once per test process: ``data/`` and ``dagster_home/``, read
+    only; :func:`first_quarter_instance` gives each test a copy."""
+    from mlops_assets import definitions
+    from mlops_assets.cli import rebuild
+
+    root = tmp_path_factory.mktemp("ingested_first_quarter")
+    data, home = root / "data", root / "dagster_home"
+    data.mkdir()
+    home.mkdir()
+    shutil.copytree(first_quarter_landing, data / "landing")
+    new_mlflow_store(mlflow_store_template, data / "mlflow.db")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_DATA_DIR", str(data))
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
+        patch.setenv("DAGSTER_HOME", str(home))
+        with dg.instance_for_test(temp_dir=str(home)) as instance:
+            rebuild.ingest(definitions.defs, instance, data / "landing")
+    return root
+
+
+@pytest.fixture
+def first_quarter_instance(
+    project_env: Path, ingested_first_quarter: Path
+) -> Iterator[dg.DagsterInstance]:
+    """The test's project (``project_env``) holding a copy of :func:`ingested_first_quarter`,
+    and its Dagster instance: as after ``mlops-assets seed`` and the months' runs."""
+    home = project_env.parent / "dagster_home"
+    shutil.copytree(ingested_first_quarter / "dagster_home", home, dirs_exist_ok=True)
+    shutil.copytree(ingested_first_quarter / "data", project_env, dirs_exist_ok=True)
+    # The MLflow store names its artifact folders by absolute path: move them with the copy.
+    relocate_mlflow_store(project_env / "mlflow.db", ingested_first_quarter / "data", project_env)
+    with dg.instance_for_test(temp_dir=str(home)) as test_instance:
         yield test_instance
 
 

@@ -3,6 +3,9 @@ of a step's failure and of a run's materializations."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import dagster as dg
 
 ASSET_KEYS = (
@@ -78,3 +81,29 @@ def run_materializations(
         materialization = event.step_materialization_data.materialization
         found[materialization.asset_key.to_user_string()] = materialization
     return found
+
+
+def new_mlflow_store(template: Path, path: Path) -> str:
+    """An empty MLflow SQLite store at ``path``, a copy of ``template`` (the session's
+    ``mlflow_store_template``, its tables made); its URI."""
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
+def relocate_mlflow_store(store: Path, old: Path, new: Path) -> None:
+    """Point a copied MLflow SQLite store's artifact locations from ``old`` to ``new``."""
+    import sqlite3
+
+    updates = {
+        "experiments": "artifact_location",
+        "runs": "artifact_uri",
+        "logged_models": "artifact_location",
+    }
+    with sqlite3.connect(store) as connection:
+        for table, column in updates.items():
+            for before, after in ((old.as_uri(), new.as_uri()), (str(old), str(new))):
+                connection.execute(
+                    f"UPDATE {table} SET {column} = replace({column}, ?, ?)",
+                    (before, after),
+                )
+    connection.close()

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.calibration import calibration_curve
-from sklearn.inspection import permutation_importance
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
@@ -96,10 +95,80 @@ def feature_importance(
         # pandas encoders per permutation. (A one-hot encoder spreads a feature over several
         # columns, which must move together: then the raw columns are permuted.)
         estimator, rows, names = model[-1], model[:-1].transform(sample), encoded_names
-    result = permutation_importance(
-        estimator, rows, y_sample, scoring="roc_auc", n_repeats=3, random_state=seed, n_jobs=1
-    )
-    return pd.Series(result.importances_mean, index=names).sort_values(ascending=False)
+    importances = permuted_auc_drops(estimator, rows, y_sample, n_repeats=3, seed=seed)
+    return pd.Series(importances, index=names).sort_values(ascending=False)
+
+
+PERMUTED_ROWS_PER_CALL = 100_000
+"""Rows scored at once when permuting: several columns' permutations share one call."""
+
+
+def _permutations(n_rows: int, n_repeats: int, seed: int) -> list[np.ndarray]:
+    """The row orders scikit-learn's ``permutation_importance`` gives every column.
+
+    It draws one seed, then for each column shuffles one index array in place ``n_repeats``
+    times, each shuffle applied to the column as the previous one left it.
+    """
+    draw = np.random.RandomState(np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1))
+    shuffling, order, orders = np.arange(n_rows), np.arange(n_rows), []
+    for _ in range(n_repeats):
+        draw.shuffle(shuffling)
+        order = order[shuffling]
+        orders.append(order)
+    return orders
+
+
+def _permuted(
+    rows: pd.DataFrame | np.ndarray, column: int, order: np.ndarray
+) -> pd.DataFrame | np.ndarray:
+    """A copy of ``rows`` whose ``column`` holds its values in ``order``."""
+    if isinstance(rows, pd.DataFrame):
+        copy = rows.copy()
+        name = rows.columns[column]
+        copy[name] = rows[name].to_numpy()[order]
+        return copy
+    permuted = rows.copy()
+    permuted[:, column] = rows[order, column]
+    return permuted
+
+
+def permuted_auc_drops(
+    estimator: BaseEstimator,
+    rows: pd.DataFrame | np.ndarray,
+    y_true: np.ndarray,
+    *,
+    n_repeats: int,
+    seed: int,
+) -> np.ndarray:
+    """Each column's mean drop in ROC AUC when its values are permuted among the rows.
+
+    The numbers of scikit-learn's ``permutation_importance(..., scoring="roc_auc")`` (same
+    permutations, same scores), but the permuted copies of several columns are stacked and
+    scored in one call: a call's fixed cost (the pipeline's checks, the booster's encoding,
+    one OpenMP region per tree) is paid once per :data:`PERMUTED_ROWS_PER_CALL` rows instead
+    of once per column and repeat.
+    """
+    score = getattr(estimator, "decision_function", None)
+    if score is None:
+        score = lambda x: estimator.predict_proba(x)[:, 1]  # noqa: E731
+    n_rows, n_columns = rows.shape
+    baseline = roc_auc_score(y_true, score(rows))
+    orders = _permutations(n_rows, n_repeats, seed)
+    per_call = max(1, PERMUTED_ROWS_PER_CALL // (n_rows * n_repeats))
+    drops = np.empty(n_columns)
+    for first in range(0, n_columns, per_call):
+        columns = range(first, min(first + per_call, n_columns))
+        copies = [_permuted(rows, column, order) for column in columns for order in orders]
+        stacked = (
+            pd.concat(copies, ignore_index=True)
+            if isinstance(rows, pd.DataFrame)
+            else np.vstack(copies)
+        )
+        scores = np.asarray(score(stacked)).reshape(len(columns), n_repeats, n_rows)
+        for offset, column in enumerate(columns):
+            permuted = [roc_auc_score(y_true, scores[offset, k]) for k in range(n_repeats)]
+            drops[column] = baseline - float(np.mean(permuted))
+    return drops
 
 
 def _png(figure: object) -> bytes:

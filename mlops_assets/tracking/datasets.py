@@ -13,7 +13,7 @@ the assets read here are 32 hexadecimal characters (``defs.shared.lineage.frame_
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -148,3 +148,17 @@ def dataset_row(dataset: Dataset, context: str) -> dict[str, str | int]:
         "rows": int(profile.get("num_rows", -1)),
         "source": str(source.get("uri", dataset.source)),
     }
+
+
+def merged_contexts(pairs: Iterable[tuple[Dataset, str]]) -> list[tuple[Dataset, str]]:
+    """One entry per dataset (name and digest), its contexts joined in order of appearance.
+
+    A run records a dataset once: a month the drift run both scores and finds in its
+    reference is ``scoring, drift reference``.
+    """
+    merged: dict[tuple[str, str], tuple[Dataset, list[str]]] = {}
+    for dataset, context in pairs:
+        _, contexts = merged.setdefault((dataset.name, dataset.digest), (dataset, []))
+        if context not in contexts:
+            contexts.append(context)
+    return [(dataset, ", ".join(contexts)) for dataset, contexts in merged.values()]

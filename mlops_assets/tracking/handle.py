@@ -7,13 +7,14 @@ active run (MLflow's only way), which the handle's owner made it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow.entities import Dataset
     from mlflow.models.model import ModelInfo
     from sklearn.pipeline import Pipeline
 
@@ -85,47 +86,38 @@ class RunHandle:
 
     def log_datasets(self, inputs: Mapping[PartitionDataset, str]) -> None:
         """Log the partitions read as the run's dataset inputs, each with its context."""
+        self.log_dataset_entities(
+            [(dataset.entity(), context) for dataset, context in inputs.items()]
+        )
+
+    def log_dataset_entities(self, inputs: Sequence[tuple[Dataset, str]]) -> None:
+        """Log MLflow datasets as the run's inputs; one used twice gets both contexts."""
         from mlflow import MlflowClient
         from mlflow.entities import DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        from mlops_assets.tracking.datasets import merged_contexts
 
         MlflowClient().log_inputs(
             self.run_id,
             datasets=[
-                DatasetInput(dataset.entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
-                for dataset, context in inputs.items()
+                DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])
+                for dataset, context in merged_contexts(inputs)
             ],
         )
 
-    def log_datasets_of(
-        self, run_id: str, of_contexts: Collection[str], context: str
-    ) -> list[dict[str, str | int]]:
-        """Log the inputs of the run ``run_id`` in ``of_contexts`` as this run's, with ``context``.
-
-        Returns:
-            Their rows (:func:`~mlops_assets.tracking.datasets.dataset_row`).
-        """
+    @staticmethod
+    def datasets_of(run_id: str, contexts: Collection[str]) -> list[Dataset]:
+        """The dataset inputs the run ``run_id`` logged with one of ``contexts``."""
         from mlflow import MlflowClient
-        from mlflow.entities import DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-        from mlops_assets.tracking.datasets import dataset_row
-
-        client = MlflowClient()
-        inputs = client.get_run(run_id).inputs
-        datasets = [
+        inputs = MlflowClient().get_run(run_id).inputs
+        return [
             entry.dataset
             for entry in (inputs.dataset_inputs if inputs else [])
-            if any(t.key == MLFLOW_DATASET_CONTEXT and t.value in of_contexts for t in entry.tags)
+            if any(t.key == MLFLOW_DATASET_CONTEXT and t.value in contexts for t in entry.tags)
         ]
-        client.log_inputs(
-            self.run_id,
-            datasets=[
-                DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, context)])
-                for dataset in datasets
-            ],
-        )
-        return [dataset_row(dataset, context) for dataset in datasets]
 
     def log_candidate_model(
         self,

@@ -8,7 +8,8 @@ import pytest
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 
-from mlops_assets.ml import promotion
+from mlops_assets.ml import evaluation, promotion
+from mlops_assets.ml.candidates import LOGISTIC, Candidate, fit_candidate
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
 from mlops_assets.ml.evaluation import classification_metrics, feature_importance
 from mlops_assets.ml.promotion import (
@@ -299,3 +300,18 @@ def test_departure_days_refuse_missing_or_untimed_rows() -> None:
         departure_days(pd.Series(pd.to_datetime(["2013-01-01 10:00", None])))
     with pytest.raises(ValueError, match="must be times"):
         departure_days(pd.Series(["2013-01-01 10:00"]))
+
+
+def test_permuting_raw_columns_in_stacked_calls_gives_scikit_learn_s_importances(
+    january_features: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-hot baseline permutes raw columns; a few columns per call, as on big samples."""
+    early = january_features["sched_dep_utc"] < pd.Timestamp("2013-01-20")
+    model = fit_candidate(Candidate("lr", LOGISTIC, {"C": 1.0}), january_features[early], seed=0)
+    rows = january_features.loc[~early, list(FEATURE_COLUMNS)].head(300)
+    y = january_features.loc[rows.index, TARGET].to_numpy()
+    monkeypatch.setattr(evaluation, "PERMUTED_ROWS_PER_CALL", 2_000)  # 2 columns a call
+    drops = evaluation.permuted_auc_drops(model, rows, y, n_repeats=3, seed=5)
+    naive = permutation_importance(model, rows, y, scoring="roc_auc", n_repeats=3, random_state=5)
+    np.testing.assert_allclose(drops, naive.importances_mean, rtol=0, atol=1e-12)
+    assert np.abs(drops).sum() > 0

@@ -16,6 +16,7 @@ from mlops_assets.resources.stored_partitions import StoredPartitions
 from mlops_assets.tracking.datasets import (
     PartitionDataset,
     contexts_of_months,
+    dataset_row,
     dataset_table,
     mlflow_type,
 )
@@ -140,17 +141,25 @@ def test_a_run_records_its_partitions_with_their_digests_and_contexts(
         }
     ]
 
-    # Another run takes over the training inputs only, with its own context.
+    # Another run takes over the training inputs only, with its own context; a dataset it
+    # also scores is recorded once, with both contexts.
+    fitted_on = RunHandle.datasets_of(run.run_id, ("training",))
+    assert [(d.name, d.digest) for d in fitted_on] == [("flight_features[2013-01]", VERSION)]
     drift = RunHandle(client.create_run(experiment).info.run_id, experiment)
-    rows = drift.log_datasets_of(run.run_id, ("training",), "drift reference")
-    assert [(r["dataset"], r["digest"], r["rows"]) for r in rows] == [
-        ("flight_features[2013-01]", VERSION, 3)
+    drift_inputs_logged = [
+        *((dataset, "drift reference") for dataset in fitted_on),
+        (january.entity(), "scoring"),
+        (february.entity(), "scoring"),
     ]
+    drift.log_dataset_entities(drift_inputs_logged)
     drift_inputs = client.get_run(drift.run_id).inputs
     assert drift_inputs is not None
-    assert [(e.dataset.name, e.tags[0].value) for e in drift_inputs.dataset_inputs] == [
-        ("flight_features[2013-01]", "drift reference")
+    recorded = sorted((e.dataset.name, e.tags[0].value) for e in drift_inputs.dataset_inputs)
+    assert recorded == [
+        ("flight_features[2013-01]", "drift reference, scoring"),
+        ("flight_features[2013-02]", "scoring"),
     ]
+    assert dataset_row(fitted_on[0], "drift reference")["rows"] == 3
 
 
 def test_a_candidate_is_a_logged_model_with_its_metrics_on_its_dataset(

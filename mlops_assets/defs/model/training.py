@@ -298,7 +298,7 @@ def search_or_refit(
         )
         # With one training month nothing was compared: nothing to refit later.
         record = (
-            SearchRecord(fingerprint, outcome.chosen, context.run_id, outcome.threshold)
+            SearchRecord(fingerprint, outcome.chosen, context.run.run_id, outcome.threshold)
             if outcome.results
             else None
         )

@@ -25,7 +25,7 @@ from mlops_assets.defs.shared.tables import DataFrame, MonthFrames
 from mlops_assets.ml.columns import SEASONAL_FEATURES
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.stored_partitions import StoredPartitions
-from mlops_assets.tracking.datasets import dataset_table
+from mlops_assets.tracking.datasets import dataset_row, merged_contexts
 
 
 class DriftConfig(dg.Config):
@@ -208,11 +208,15 @@ def feature_drift(
             }
         )
         datasets = partition_datasets(context.instance, flight_features, months)
-        inputs = dataset_table({datasets[month]: "scoring" for month in months})
-        run.log_datasets({datasets[month]: "scoring" for month in months})
         # The reference is the rows the champion was fitted on: its training run's inputs.
-        fitted_on = ("training", "validation")
-        inputs += run.log_datasets_of(target.training_run, fitted_on, "drift reference")
+        fitted_on = run.datasets_of(target.training_run, ("training", "validation"))
+        inputs = merged_contexts(
+            [
+                *((datasets[month].entity(), "scoring") for month in months),
+                *((dataset, "drift reference") for dataset in fitted_on),
+            ]
+        )
+        run.log_dataset_entities(inputs)
         for month in months:
             features = flight_features[month]
             scored = drift.sample_rows(features, drift.MONTH_SCORE_ROWS, seed=0)
@@ -261,7 +265,7 @@ def feature_drift(
                 mlflow_tracking.model_version_url(target.version)
             ),
             "reference_months": dg.MetadataValue.json(list(reference.months)),
-            **datasets_metadata(inputs),
+            **datasets_metadata([dataset_row(dataset, use) for dataset, use in inputs]),
             **run.metadata(),
         },
     )

@@ -27,7 +27,7 @@ from mlops_assets.defs.ingestion.landing_sensor import landing_zone_sensor
 from mlops_assets.defs.shared.partitions import range_tags
 from mlops_assets.landing import layout
 from mlops_assets.resources import LandingZone
-from mlops_assets_tests.contract import FAST_RUN_CONFIG, step_failure
+from mlops_assets_tests.contract import FAST_RUN_CONFIG, new_mlflow_store, step_failure
 
 pytestmark = pytest.mark.e2e
 
@@ -73,12 +73,16 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def pipeline(
+    tmp_path_factory: pytest.TempPathFactory, mlflow_store_template: Path
+) -> Iterator[Pipeline]:
     root = tmp_path_factory.mktemp("bad_input")
     data = root / "data"
+    data.mkdir()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_DATA_DIR", str(data))
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
+        store = new_mlflow_store(mlflow_store_template, data / "mlflow.db")
+        patch.setenv("MLFLOW_TRACKING_URI", store)
         patch.setenv("DAGSTER_HOME", str(root / "home"))
         (root / "home").mkdir()
         layout.seed_landing_zone(data / "landing", "2013-03")

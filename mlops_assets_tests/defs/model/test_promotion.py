@@ -14,9 +14,7 @@ from dagster._core.loader import LoadingContextForTest
 from mlflow import MlflowClient
 
 from mlops_assets import definitions
-from mlops_assets.cli import rebuild
 from mlops_assets.defs.model.registry import champion_passed_the_gate
-from mlops_assets.landing import layout
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.tracking import registry
 from mlops_assets_tests.contract import step_failure as _refusal
@@ -47,10 +45,9 @@ def _retrain(instance: dg.DagsterInstance, run_config: dict[str, Any]) -> dict[s
 
 
 def test_the_champion_changes_only_for_a_better_and_no_worse_calibrated_challenger(
-    project_env: Path, instance: dg.DagsterInstance
+    project_env: Path, first_quarter_instance: dg.DagsterInstance
 ) -> None:
-    layout.seed_landing_zone(project_env / "landing", "2013-03")
-    rebuild.ingest(definitions.defs, instance, project_env / "landing")
+    instance = first_quarter_instance
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
 
     def champion() -> str:
@@ -87,10 +84,9 @@ def test_the_champion_changes_only_for_a_better_and_no_worse_calibrated_challeng
 
 
 def test_a_champion_that_moved_after_the_evaluation_stops_the_registration(
-    project_env: Path, instance: dg.DagsterInstance
+    project_env: Path, first_quarter_instance: dg.DagsterInstance
 ) -> None:
-    layout.seed_landing_zone(project_env / "landing", "2013-03")
-    rebuild.ingest(definitions.defs, instance, project_env / "landing")
+    instance = first_quarter_instance
     _retrain(instance, WEAK)
     job = definitions.defs.resolve_job_def("retrain_job")
     evaluated = job.execute_in_process(
@@ -163,10 +159,9 @@ def _rollback(instance: dg.DagsterInstance, **config: str) -> dg.ExecuteInProces
 
 
 def test_every_alias_move_is_recorded_and_rollback_restores_the_previous_champion(
-    project_env: Path, instance: dg.DagsterInstance
+    project_env: Path, first_quarter_instance: dg.DagsterInstance
 ) -> None:
-    layout.seed_landing_zone(project_env / "landing", "2013-03")
-    rebuild.ingest(definitions.defs, instance, project_env / "landing")
+    instance = first_quarter_instance
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     assert "no @champion" in _refusal(_rollback(instance, reason="nothing to roll back"))
     no_champion = _champion_check()

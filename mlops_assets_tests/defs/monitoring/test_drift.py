@@ -26,6 +26,7 @@ from mlops_assets.defs.shared.keys import DRIFT_CHECK
 from mlops_assets.landing import layout
 from mlops_assets.ml.columns import FEATURE_COLUMNS
 from mlops_assets.resources import LandingZone, MlflowTracking
+from mlops_assets.resources.stored_partitions import StoredPartitions
 from mlops_assets_tests.contract import FAST_RUN_CONFIG
 
 pytestmark = pytest.mark.e2e
@@ -229,7 +230,7 @@ def test_bad_drift_settings_fail_before_anything_is_measured(
         outputs = feature_drift(
             context=context,
             config=config,
-            flight_features={"2013-01": pd.DataFrame()},
+            flight_features=StoredPartitions("flight_features", {}),
             mlflow_tracking=MlflowTracking(tracking_uri="sqlite:///unused.db"),
         )
         assert isinstance(outputs, Iterator)

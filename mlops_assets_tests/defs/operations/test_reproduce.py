@@ -14,7 +14,6 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops_assets import definitions
-from mlops_assets.cli import rebuild
 from mlops_assets.defs.shared.lineage import model_code_versions
 from mlops_assets.landing import layout
 from mlops_assets.tracking import provenance, registry
@@ -35,10 +34,9 @@ def _reproduce(instance: dg.DagsterInstance, version: str) -> dg.ExecuteInProces
 
 
 def test_a_version_records_its_inputs_and_reproduces_to_the_same_metrics_and_sample(
-    project_env: Path, instance: dg.DagsterInstance
+    project_env: Path, first_quarter_instance: dg.DagsterInstance
 ) -> None:
-    layout.seed_landing_zone(project_env / "landing", "2013-03")
-    rebuild.ingest(definitions.defs, instance, project_env / "landing")
+    instance = first_quarter_instance
     retrain = definitions.defs.resolve_job_def("retrain_job")
     # A budget below January and February's ~50,000 rows: the sample must reproduce too.
     run_config = copy.deepcopy(FAST_RUN_CONFIG)

@@ -20,7 +20,7 @@ from mlops_assets import definitions
 from mlops_assets.cli import rebuild
 from mlops_assets.defs.shared.partitions import month_ranges, range_tags
 from mlops_assets.landing import layout
-from mlops_assets_tests.contract import ASSET_KEYS, FAST_RUN_CONFIG, FIRST_QUARTER
+from mlops_assets_tests.contract import ASSET_KEYS, FAST_RUN_CONFIG, FIRST_QUARTER, new_mlflow_store
 from mlops_assets_tests.stack import graphql, webserver
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +38,9 @@ class Project:
 
 @pytest.fixture(scope="module")
 def project(
-    tmp_path_factory: pytest.TempPathFactory, first_quarter_landing: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    first_quarter_landing: Path,
+    mlflow_store_template: Path,
 ) -> Iterator[Project]:
     """January to March materialized, and webservers over the instance."""
     root = tmp_path_factory.mktemp("versions")
@@ -47,7 +49,7 @@ def project(
     home.mkdir()
     env = {
         "MLOPS_DATA_DIR": str(data),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": new_mlflow_store(mlflow_store_template, data / "mlflow.db"),
         "DAGSTER_HOME": str(home),
     }
     with pytest.MonkeyPatch.context() as patch:
