@@ -198,13 +198,20 @@ PLANES = pd.DataFrame(
 
 LONGEST_FIRST = (
     "test_ui.py",
-    "test_pipeline.py",
     "test_outage.py",
-    "test_versions.py",
     "test_distributed.py",
-    "test_promotion.py",
     "test_landing_sensor.py",
+    "test_features.py",
+    "test_pipeline.py",
+    "test_promotion.py",
     "test_bad_input.py",
+    "test_versions.py",
+    "test_gate.py",
+    "test_process.py",
+    "test_dagster_mlflow_interop.py",
+    "test_notifier.py",
+    "test_candidates.py",
+    "test_calibration_backtest.py",
 )
 """The files that take longest (as ``--durations`` lists them), longest first."""
 
