@@ -108,13 +108,7 @@ class PartitionDataset:
 
     def as_row(self, context: str) -> dict[str, str | int]:
         """The dataset as a row of the Dagster materialization's ``mlflow_datasets`` table."""
-        return {
-            "dataset": self.name,
-            "context": context,
-            "digest": self.digest,
-            "rows": self.rows,
-            "source": self.source,
-        }
+        return dataset_row(self.entity(), context)
 
 
 def contexts_of_months(
@@ -138,15 +132,16 @@ def dataset_table(inputs: Mapping[PartitionDataset, str]) -> list[dict[str, str 
 
 
 def dataset_row(dataset: Dataset, context: str) -> dict[str, str | int]:
-    """An MLflow dataset entity as a row of the ``mlflow_datasets`` table."""
-    profile = json.loads(dataset.profile or "{}")
-    source = json.loads(dataset.source or "{}")
+    """An MLflow dataset entity as a row of the ``mlflow_datasets`` table.
+
+    The entity is one :meth:`PartitionDataset.entity` wrote (its source and profile).
+    """
     return {
         "dataset": dataset.name,
         "context": context,
         "digest": dataset.digest,
-        "rows": int(profile.get("num_rows", -1)),
-        "source": str(source.get("uri", dataset.source)),
+        "rows": int(json.loads(str(dataset.profile))["num_rows"]),
+        "source": str(json.loads(dataset.source)["uri"]),
     }
 
 

@@ -130,7 +130,6 @@ class RunHandle:
 
         Its params, and its ``metrics`` on ``dataset``: the experiment's Models view lists it.
         """
-        import mlflow
         from mlflow import MlflowClient
 
         client = MlflowClient()
@@ -142,12 +141,7 @@ class RunHandle:
             tags={"role": "candidate"},
             model_type="candidate",
         )
-        mlflow.log_metrics(
-            dict(metrics),
-            run_id=self.run_id,
-            model_id=model.model_id,
-            dataset=dataset.entity() if dataset else None,
-        )
+        self.log_metrics(metrics, model_id=model.model_id, dataset=dataset)
         client.finalize_logged_model(model.model_id, "READY")
         return str(model.model_id)
 
