@@ -10,7 +10,6 @@ from pydantic import Field
 
 from mlops_assets.defs.shared.keys import (
     CODE_VERSIONS,
-    FLIGHT_FEATURES,
     FULL_SEARCH,
     SEARCH_TAG,
     TRAINED_MODEL,
@@ -19,7 +18,6 @@ from mlops_assets.defs.shared.keys import (
 from mlops_assets.defs.shared.lineage import (
     latest_materialization,
     model_code_versions,
-    partition_data_versions,
     partition_datasets,
 )
 from mlops_assets.defs.shared.metadata import OWNERS, datasets_metadata
@@ -434,9 +432,10 @@ def trained_model(
             )
         months = [*split.train_months, split.holdout_month]
         code_versions = model_code_versions()
-        data_versions = partition_data_versions(context.instance, FLIGHT_FEATURES, months)
+        # Each month read, as an MLflow dataset whose digest is its Dagster data version.
+        datasets = partition_datasets(context.instance, flight_features, months)
         tags = provenance_tags(
-            data_versions={month: v or "unknown" for month, v in data_versions.items()},
+            data_versions={month: dataset.digest for month, dataset in datasets.items()},
             code_versions=code_versions,
             training_config=config.model_dump(),
         )
@@ -451,7 +450,6 @@ def trained_model(
         )
         trained = search_or_refit(context, config, data, code_versions["flight_features"])
         outcome, record = trained.outcome, trained.record
-        datasets = partition_datasets(context.instance, flight_features, months)
         contexts = contexts_of_months(
             split.train_months, outcome.validation_month, split.holdout_month
         )
