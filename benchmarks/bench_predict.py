@@ -88,7 +88,11 @@ def run(landing_dir: Path, repeats: int) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as scratch:
         mlflow.set_tracking_uri(f"sqlite:///{Path(scratch) / 'mlflow.db'}")
-        with mlflow.start_run():
+        # Artifacts in the scratch folder too, not in ./mlruns (the default experiment's).
+        experiment = mlflow.create_experiment(
+            "bench_predict", artifact_location=(Path(scratch) / "artifacts").as_uri()
+        )
+        with mlflow.start_run(experiment_id=experiment):
             info = log_pyfunc_model(pipeline, serving_dtypes(features.head(5)), {})
         served = mlflow.pyfunc.load_model(info.model_uri)
         model = served.unwrap_python_model()
