@@ -3,7 +3,7 @@
 Lands three months of the real data in a scratch folder and materializes them, the model and
 the predictions (``mlops-assets materialize``). Times ``scoring_job`` on March, a full month
 (``score_month.py``). Then, where a request's time goes, in this process on the same rows
-(1 and 1,000 of March's flights), median of ``--requests`` calls each: MLflow's scoring
+(1 and 1,000 of March's flights), median of ``--requests`` interleaved rounds: MLflow's scoring
 server's parsing of the JSON body (``_parse_json_data``: ``json.loads`` twice and a cast of
 every column to the signature's type) and of the same rows as CSV, the pyfunc's ``predict``
 (MLflow's schema enforcement, then the model), the model alone, scikit-learn's own pipeline on
@@ -25,13 +25,13 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from benchmarks.bench_pipeline import timed
+from benchmarks.bench_predict import medians
 from mlops_assets.landing import layout
 from mlops_assets.ml.columns import FEATURE_COLUMNS
 from mlops_assets.runtime import settings
@@ -55,17 +55,6 @@ def _post(url: str, body: bytes, content_type: str = "application/json") -> floa
 def _percentiles(times: list[float]) -> dict[str, float]:
     cuts = statistics.quantiles(times, n=100, method="inclusive")
     return {"p50_ms": round(cuts[49] * 1000, 1), "p99_ms": round(cuts[98] * 1000, 1)}
-
-
-def _median_ms(call: Callable[[], object], repeats: int) -> float:
-    for _ in range(10):
-        call()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return round(statistics.median(times) * 1000, 2)
 
 
 def breakdown(model_uri: str, rows: pd.DataFrame, body: bytes, repeats: int) -> dict[str, float]:
@@ -93,7 +82,7 @@ def breakdown(model_uri: str, rows: pd.DataFrame, body: bytes, repeats: int) -> 
         "sklearn_pipeline_predict": lambda: pipeline.predict_proba(parsed[served.columns]),
         "encode_answer": lambda: scoring_server.predictions_to_json(answer, io.StringIO()),
     }
-    figures = {name: _median_ms(call, repeats) for name, call in stages.items()}
+    figures = {name: round(seconds * 1000, 2) for name, seconds in medians(stages, repeats).items()}
     figures["model_vs_sklearn_pipeline"] = round(
         figures["model_predict"] / figures["sklearn_pipeline_predict"], 3
     )

@@ -71,9 +71,9 @@ def project_env(
     """A fresh data dir, MLflow SQLite store and Dagster home, as the product resolves them."""
     data = tmp_path / "data"
     data.mkdir()
-    new_mlflow_store(mlflow_store_template, data / "mlflow.db")
+    store = new_mlflow_store(mlflow_store_template, data / "mlflow.db")
     monkeypatch.setenv("MLOPS_DATA_DIR", str(data))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     home = tmp_path / "dagster_home"
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -104,10 +104,10 @@ def ingested_first_quarter(
     data.mkdir()
     home.mkdir()
     shutil.copytree(first_quarter_landing, data / "landing")
-    new_mlflow_store(mlflow_store_template, data / "mlflow.db")
+    store = new_mlflow_store(mlflow_store_template, data / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_DATA_DIR", str(data))
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
+        patch.setenv("MLFLOW_TRACKING_URI", store)
         patch.setenv("DAGSTER_HOME", str(home))
         with dg.instance_for_test(temp_dir=str(home)) as instance:
             rebuild.ingest(definitions.defs, instance, data / "landing")

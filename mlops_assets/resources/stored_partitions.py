@@ -59,19 +59,12 @@ class StoredPartitions(Mapping[str, "pd.DataFrame"]):
         with self._path(partition).open("rb") as handle:
             parquet = pq.ParquetFile(handle)
             schema = parquet.schema_arrow
-            columns = tuple(
-                (name, str(schema.field(name).type))
-                for name in schema.names
-                if not name.startswith("__index_level_")
-            )
+            columns = tuple((field.name, str(field.type)) for field in schema)
             return int(parquet.metadata.num_rows), columns
 
     def count_rows(self, partition: str) -> int:
         """A partition's number of rows, from the Parquet footer (no data is read)."""
-        import pyarrow.parquet as pq
-
-        with self._path(partition).open("rb") as handle:
-            return int(pq.ParquetFile(handle).metadata.num_rows)
+        return self.footer(partition)[0]
 
 
 class PartitionStore(Protocol):
