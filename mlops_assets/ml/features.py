@@ -117,6 +117,16 @@ def flight_clock(flights: pd.DataFrame, lead_time_minutes: int) -> pd.DataFrame:
     )
 
 
+def _rolling_mean(values: pd.Series, groups: pd.Series, window: int) -> pd.Series:
+    """Mean of each row's last ``window`` values (itself included) within its group.
+
+    In the rows' order: ``groupby(...).transform(lambda s: s.rolling(window, min_periods=1)
+    .mean())`` in one pass over all the groups (the same sums, so the same floats).
+    """
+    rolled = values.groupby(groups, observed=True, sort=False).rolling(window, min_periods=1)
+    return rolled.mean().droplevel(0).reindex(values.index)
+
+
 def _recent_departures(
     events: pd.DataFrame, queries: pd.DataFrame, by: str, window: int, prefix: str
 ) -> pd.DataFrame:
@@ -126,19 +136,12 @@ def _recent_departures(
     ``queries`` has ``by`` and ``moment``. Only departures strictly before the moment count.
     """
     departed = events.sort_values("known_dep_utc", kind="stable")
-    grouped = departed.groupby(by, observed=True)["dep_delay"]
+    delay = departed["dep_delay"]
     departed = departed.assign(
         **{
-            f"{prefix}_recent_dep_delay": grouped.transform(
-                lambda s: s.rolling(window, min_periods=1).mean()
-            ),
-            f"{prefix}_recent_delayed_share": grouped.transform(
-                lambda s: (
-                    (s >= DELAY_THRESHOLD_MINUTES)
-                    .astype("float64")
-                    .rolling(window, min_periods=1)
-                    .mean()
-                )
+            f"{prefix}_recent_dep_delay": _rolling_mean(delay, departed[by], window),
+            f"{prefix}_recent_delayed_share": _rolling_mean(
+                (delay >= DELAY_THRESHOLD_MINUTES).astype("float64"), departed[by], window
             ),
             "last_departure": departed["known_dep_utc"],
         }
@@ -448,14 +451,9 @@ def _dest_landings(
         }
     ).dropna(subset=["known", "arr", "gain"])
     events = events.sort_values("known", kind="stable")
-    grouped = events.groupby("dest", observed=True)
     events = events.assign(
-        dest_recent_arr_delay=grouped["arr"].transform(
-            lambda s: s.rolling(window, min_periods=1).mean()
-        ),
-        dest_recent_arr_gain=grouped["gain"].transform(
-            lambda s: s.rolling(window, min_periods=1).mean()
-        ),
+        dest_recent_arr_delay=_rolling_mean(events["arr"], events["dest"], window),
+        dest_recent_arr_gain=_rolling_mean(events["gain"], events["dest"], window),
         last_landing=events["known"],
     )
     queries = pd.DataFrame({"dest": dest, "moment": clock["moment"]})

@@ -254,6 +254,12 @@ class LeakSlice:
     weather: pd.DataFrame
     planes: pd.DataFrame
 
+    clocks: pd.DataFrame
+    """When each flight was scheduled to leave and to land, left and landed (UTC), computed
+    once by the honest feature code (a leaky variant under test must not change them)."""
+    reported: pd.Series
+    """When each weather row was reported, at the latest (UTC)."""
+
 
 @pytest.fixture(scope="module")
 def leak_slice(seeded_landing: Path) -> LeakSlice:
@@ -261,11 +267,23 @@ def leak_slice(seeded_landing: Path) -> LeakSlice:
         return raw.read_raw_csv(layout.monthly_file(seeded_landing, table, "2013-02"), schema)
 
     flights = read("flights", dict(raw.FLIGHTS_SCHEMA))
+    flights = flights[flights["day"].between(7, 10)].reset_index(drop=True)
     weather = read("weather", dict(raw.WEATHER_SCHEMA))
+    weather = weather[weather["day"].between(6, 10)].reset_index(drop=True)
+    clocks = pd.DataFrame(
+        {
+            "scheduled": _scheduled(flights),
+            "departed": _departed(flights),
+            "landed": _landed(flights),
+            "scheduled_arrival": _scheduled_arrival(flights),
+        }
+    )
     return LeakSlice(
-        flights[flights["day"].between(7, 10)].reset_index(drop=True),
-        weather[weather["day"].between(6, 10)].reset_index(drop=True),
+        flights,
+        weather,
         raw.read_raw_csv(seeded_landing / layout.PLANES_FILE, raw.PLANES_SCHEMA),
+        clocks,
+        _utc(weather["time_hour"]) + WEATHER_REPORT_WINDOW,
     )
 
 
@@ -381,22 +399,22 @@ def _scramble_unknown(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rewrite everything not available at ``moment``, keeping what was."""
     flights = data.flights.copy()
+    clocks = data.clocks
     n = len(flights)
     # A departure not yet happened stays in the future (or becomes a cancellation), and a
     # cancelled flight may now leave after the moment. The flight's own departure, known or
     # not, is never a feature: it is rewritten too.
-    pending = ~(_departed(flights) <= moment).to_numpy()
+    pending = ~(clocks["departed"] <= moment).to_numpy()
     pending[i] = True
-    floor = (moment - _scheduled(flights)).dt.total_seconds().to_numpy() / 60
+    floor = (moment - clocks["scheduled"]).dt.total_seconds().to_numpy() / 60
     new_delay = np.maximum(floor, -30.0) + rng.integers(1, 300, n)  # strictly after it
     new_delay[rng.random(n) < 0.2] = np.nan
     flights["dep_delay"] = np.where(pending, new_delay, flights["dep_delay"]).astype("float32")
     # An arrival not yet at the gate lands after the moment (or is diverted); the flight's
     # own arrival is rewritten too, and it keeps one, or it would have no feature row.
-    unlanded = ~(_landed(data.flights) < moment).to_numpy()
+    unlanded = ~(clocks["landed"] < moment).to_numpy()
     unlanded[i] = True
-    due = _scheduled_arrival(data.flights)
-    floor = (moment - due).dt.total_seconds().to_numpy() / 60
+    floor = (moment - clocks["scheduled_arrival"]).dt.total_seconds().to_numpy() / 60
     new_arrival = np.maximum(np.nan_to_num(floor, nan=0.0), -60.0) + rng.integers(1, 300, n)
     for column in ARRIVAL_COLUMNS:
         noise = rng.uniform(0, 2400, n)
@@ -408,7 +426,7 @@ def _scramble_unknown(
     diverted[i] = False
     flights.loc[diverted, "arr_delay"] = np.nan
     weather = data.weather.copy()
-    unreported = (_utc(weather["time_hour"]) + WEATHER_REPORT_WINDOW > moment).to_numpy()
+    unreported = (data.reported > moment).to_numpy()
     for column in WEATHER_COLUMNS:
         values = rng.uniform(0, 100, len(weather))
         weather[column] = np.where(unreported, values, weather[column]).astype("float32")
@@ -416,14 +434,17 @@ def _scramble_unknown(
     return flights, weather[~lost].reset_index(drop=True)
 
 
-def _leaks(data: LeakSlice, lead: int, seed: int) -> dict[str, list[str]]:
-    """The sampled flights whose features move when unavailable inputs are scrambled."""
+def _leaks(
+    data: LeakSlice, lead: int, seed: int, enough: int | None = None
+) -> dict[str, list[str]]:
+    """The sampled flights whose features move when unavailable inputs are scrambled (the
+    first ``enough`` of them, when given: a positive control needs no more)."""
     settings = FeatureSettings(lead_time_minutes=lead)
     keys = ["carrier_flight", "sched_dep_utc"]
     baseline, _ = build_features(data.flights, data.weather, data.planes, settings)
     baseline = baseline.set_index(keys)
     rng = np.random.default_rng(seed)
-    sched = _scheduled(data.flights)
+    sched = data.clocks["scheduled"]
     found: dict[str, list[str]] = {}
     for i in _sample(data.flights, lead, rng):
         moment = sched.iloc[i] - pd.Timedelta(minutes=lead)
@@ -435,6 +456,8 @@ def _leaks(data: LeakSlice, lead: int, seed: int) -> dict[str, list[str]]:
         moved = [c for c in FEATURE_COLUMNS if not _same(got[c], expected[c])]
         if moved:
             found[f"{key[0]} at {moment}"] = moved
+            if len(found) == enough:
+                break
     return found
 
 
@@ -509,7 +532,7 @@ def test_the_leakage_test_catches_a_leaky_feature(
     leaking: set[str],
 ) -> None:
     leaky_variant(monkeypatch)
-    found = _leaks(leak_slice, 60, seed=7)
+    found = _leaks(leak_slice, 60, seed=7, enough=SAMPLED_PER_BRANCH)
     moved = set().union(*found.values())
     assert moved and moved <= leaking
     assert len(found) >= SAMPLED_PER_BRANCH  # not one unlucky flight: a whole branch leaks
