@@ -61,9 +61,18 @@ def _materialize(args: argparse.Namespace) -> int:
     from mlops_assets.cli import rebuild
     from mlops_assets.definitions import defs
 
+    model_config = None
+    if args.config:
+        try:
+            model_config = rebuild.model_run_config(defs, Path(args.config))
+        except rebuild.RebuildError as error:
+            print(f"mlops-assets: error: {error}", file=sys.stderr)
+            return 2
     with dg.DagsterInstance.get() as instance:
         try:
-            runs = rebuild.rebuild(defs, instance, settings.landing_dir(), workers=args.workers)
+            runs = rebuild.rebuild(
+                defs, instance, settings.landing_dir(), model_config, workers=args.workers
+            )
         except rebuild.RebuildError as error:
             print(f"mlops-assets: error: {error}", file=sys.stderr)
             return 1
@@ -201,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="batches of months run N at a time, each in its own process "
         "(default: the CPU count, at most 4)",
+    )
+    materialize.add_argument(
+        "--config",
+        metavar="FILE",
+        help="run config (YAML) of the model run, as the launchpad of retrain_job takes it: "
+        "e.g. a smaller search (default: the assets' own defaults)",
     )
     materialize.set_defaults(handler=_materialize)
     register = commands.add_parser(

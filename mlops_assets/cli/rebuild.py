@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+import yaml
 
 from mlops_assets.defs.shared.keys import FULL_SEARCH, SEARCH_TAG, TRIGGER_TAG
 from mlops_assets.defs.shared.partitions import (
@@ -35,6 +36,31 @@ if TYPE_CHECKING:
 
 class RebuildError(Exception):
     """A run of the rebuild failed; the message names the job, the month and the step."""
+
+
+def model_run_config(defs: dg.Definitions, path: Path) -> dict[str, Any]:
+    """The run config of the rebuild's model run (``retrain_job``), read from a YAML file.
+
+    It is checked against the job before anything runs.
+
+    Raises:
+        RebuildError: When the file is missing, is not YAML, or does not fit the job; the
+            message names the file and the problem.
+    """
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise RebuildError(f"{path}: cannot read the run config ({error.strerror})") from error
+    except yaml.YAMLError as error:
+        raise RebuildError(f"{path}: not YAML: {error}") from error
+    if not isinstance(loaded, dict):
+        raise RebuildError(f"{path}: a run config is a mapping (ops:, resources:), not {loaded!r}")
+    try:
+        dg.validate_run_config(defs.resolve_job_def("retrain_job"), loaded)
+    except dg.DagsterInvalidConfigError as error:
+        problems = "; ".join(e.message for e in error.errors)
+        raise RebuildError(f"{path}: not a run config of retrain_job: {problems}") from error
+    return loaded
 
 
 def register_months(instance: dg.DagsterInstance, months: Sequence[str]) -> list[str]:

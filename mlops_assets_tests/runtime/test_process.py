@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlops_assets.cli import commands
 from mlops_assets.landing import layout
 from mlops_assets.runtime import gc_policy, local_instance, settings
+from mlops_assets_tests.contract import FAST_RUN_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,6 +95,29 @@ def test_local_instance_queues_runs_two_at_a_time(tmp_path: Path) -> None:
     assert done.stdout.split() == ["2", "False"]
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read the run config (No such file or directory)"),
+        ("ops: [unclosed", "not YAML"),
+        ("- 1\n", "a run config is a mapping"),
+        (
+            "ops:\n  trained_model:\n    config:\n      max_iterations: 3\n",
+            'not a run config of retrain_job: Received unexpected config entry "max_iterations"',
+        ),
+    ],
+)
+def test_materialize_refuses_a_bad_run_config_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, problem: str
+) -> None:
+    config = tmp_path / "search.yaml"
+    if content is not None:
+        config.write_text(content)
+    # No landing zone, no instance: the config is checked first, and alone.
+    assert commands.main(["materialize", "--config", str(config)]) == 2
+    assert f"mlops-assets: error: {config}: {problem}" in capsys.readouterr().err
+
+
 def _session_members(session: int) -> list[str]:
     """Every process of a session, zombies included: ``pid state command`` each."""
     found = []
@@ -127,7 +152,14 @@ def test_materialize_leaves_no_process_behind(tmp_path: Path) -> None:
         "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
         settings.MONTHS_PER_RUN_ENV: "1",
     }
-    command = [str(Path(sys.executable).parent / "mlops-assets"), "materialize", "--workers", "2"]
+    # The months and the processes are under test, not the search: a small one, as a user
+    # passes it.
+    config = tmp_path / "small_search.yaml"
+    config.write_text(yaml.safe_dump(FAST_RUN_CONFIG))
+    command = [
+        str(Path(sys.executable).parent / "mlops-assets"),
+        *("materialize", "--workers", "2", "--config", str(config)),
+    ]
     process = subprocess.Popen(
         command,
         env=env,
