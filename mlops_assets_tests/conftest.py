@@ -121,12 +121,18 @@ def first_quarter_instance(
     """The test's project (``project_env``) holding a copy of :func:`ingested_first_quarter`,
     and its Dagster instance: as after ``mlops-assets seed`` and the months' runs."""
     home = project_env.parent / "dagster_home"
-    shutil.copytree(ingested_first_quarter / "dagster_home", home, dirs_exist_ok=True)
-    shutil.copytree(ingested_first_quarter / "data", project_env, dirs_exist_ok=True)
-    # The MLflow store names its artifact folders by absolute path: move them with the copy.
-    relocate_mlflow_store(project_env / "mlflow.db", ingested_first_quarter / "data", project_env)
+    copy_ingested_first_quarter(ingested_first_quarter, project_env, home)
     with dg.instance_for_test(temp_dir=str(home)) as test_instance:
         yield test_instance
+
+
+def copy_ingested_first_quarter(ingested: Path, data: Path, home: Path) -> None:
+    """Copy :func:`ingested_first_quarter` (its ``ingested`` folder) into a project's data
+    dir and Dagster home (made if missing): a writable first quarter, ingested."""
+    shutil.copytree(ingested / "dagster_home", home, dirs_exist_ok=True)
+    shutil.copytree(ingested / "data", data, dirs_exist_ok=True)
+    # The MLflow store names its artifact folders by absolute path: move them with the copy.
+    relocate_mlflow_store(data / "mlflow.db", ingested / "data", data)
 
 
 def raw_flight(**values: object) -> dict[str, object]:
@@ -198,20 +204,23 @@ PLANES = pd.DataFrame(
 
 LONGEST_FIRST = (
     "test_ui.py",
-    "test_outage.py",
-    "test_distributed.py",
     "test_landing_sensor.py",
-    "test_features.py",
-    "test_pipeline.py",
+    "test_distributed.py",
+    "test_outage.py",
     "test_promotion.py",
     "test_bad_input.py",
-    "test_versions.py",
+    "test_pipeline.py",
     "test_gate.py",
-    "test_process.py",
+    "test_versions.py",
     "test_dagster_mlflow_interop.py",
-    "test_notifier.py",
-    "test_candidates.py",
+    "test_drift.py",
+    "test_features.py",
     "test_calibration_backtest.py",
+    "test_notifier.py",
+    "test_mlflow_tracking.py",
+    "test_candidates.py",
+    "test_process.py",
+    "test_reproduce.py",
 )
 """The files that take longest (as ``--durations`` lists them), longest first."""
 

@@ -22,12 +22,12 @@ import pytest
 from mlflow import MlflowClient
 
 from mlops_assets import definitions
-from mlops_assets.cli import rebuild
 from mlops_assets.defs.ingestion.landing_sensor import landing_zone_sensor
 from mlops_assets.defs.shared.partitions import range_tags
 from mlops_assets.landing import layout
 from mlops_assets.resources import LandingZone
-from mlops_assets_tests.contract import FAST_RUN_CONFIG, new_mlflow_store, step_failure
+from mlops_assets_tests.conftest import copy_ingested_first_quarter
+from mlops_assets_tests.contract import FAST_RUN_CONFIG, step_failure
 
 pytestmark = pytest.mark.e2e
 
@@ -74,20 +74,16 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def pipeline(
-    tmp_path_factory: pytest.TempPathFactory, mlflow_store_template: Path
+    tmp_path_factory: pytest.TempPathFactory, ingested_first_quarter: Path
 ) -> Iterator[Pipeline]:
     root = tmp_path_factory.mktemp("bad_input")
     data = root / "data"
-    data.mkdir()
+    copy_ingested_first_quarter(ingested_first_quarter, data, root / "home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_DATA_DIR", str(data))
-        store = new_mlflow_store(mlflow_store_template, data / "mlflow.db")
-        patch.setenv("MLFLOW_TRACKING_URI", store)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
         patch.setenv("DAGSTER_HOME", str(root / "home"))
-        (root / "home").mkdir()
-        layout.seed_landing_zone(data / "landing", "2013-03")
         with dg.instance_for_test(temp_dir=str(root / "home")) as instance:
-            rebuild.ingest(definitions.defs, instance, data / "landing")
             trained = definitions.defs.resolve_job_def("retrain_job").execute_in_process(
                 instance=instance, run_config=FAST_RUN_CONFIG
             )

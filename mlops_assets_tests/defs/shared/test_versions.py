@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ from mlops_assets import definitions
 from mlops_assets.cli import rebuild
 from mlops_assets.defs.shared.partitions import month_ranges, range_tags
 from mlops_assets.landing import layout
-from mlops_assets_tests.contract import ASSET_KEYS, FAST_RUN_CONFIG, FIRST_QUARTER, new_mlflow_store
+from mlops_assets_tests.conftest import copy_ingested_first_quarter
+from mlops_assets_tests.contract import ASSET_KEYS, FAST_RUN_CONFIG, FIRST_QUARTER
 from mlops_assets_tests.stack import graphql, webserver
 
 pytestmark = pytest.mark.e2e
@@ -39,24 +39,28 @@ class Project:
 @pytest.fixture(scope="module")
 def project(
     tmp_path_factory: pytest.TempPathFactory,
-    first_quarter_landing: Path,
-    mlflow_store_template: Path,
+    ingested_first_quarter: Path,
 ) -> Iterator[Project]:
     """January to March materialized, and webservers over the instance."""
     root = tmp_path_factory.mktemp("versions")
     data, home = root / "data", root / "home"
-    shutil.copytree(first_quarter_landing, data / "landing")  # writable: a test re-lands a file
-    home.mkdir()
+    # A writable copy (a test re-lands a file) of the months as ingested.
+    copy_ingested_first_quarter(ingested_first_quarter, data, home)
     env = {
         "MLOPS_DATA_DIR": str(data),
-        "MLFLOW_TRACKING_URI": new_mlflow_store(mlflow_store_template, data / "mlflow.db"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
         "DAGSTER_HOME": str(home),
     }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
         with dg.instance_for_test(temp_dir=str(home)) as instance:
-            rebuild.rebuild(definitions.defs, instance, data / "landing", FAST_RUN_CONFIG)
+            # Then the rest of a rebuild: the model, and the scoring of every month.
+            model = definitions.defs.resolve_job_def("retrain_job").execute_in_process(
+                instance=instance, run_config=FAST_RUN_CONFIG
+            )
+            assert model.success
+            assert rebuild.score(definitions.defs, instance)
             server_env = {**os.environ, **env}
             with (
                 webserver("mlops_assets.definitions", server_env, root / "logs") as current,
