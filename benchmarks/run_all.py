@@ -174,7 +174,8 @@ def _suite_rows(suite: dict[str, Any] | None) -> list[tuple[str, str]]:
             "install + lint + browser + pytest",
             f"{suite['make_test_s'] / 60:.1f} min (target <= 10): {suite['install_s']} + "
             f"{suite['lint_s']} + {suite['browser_s']} + {suite['pytest_s']} s, "
-            f"{suite['tests_passed']} tests",
+            f"{suite['tests_passed']} tests; pytest's CPU time {suite['pytest_cpu_s']} s "
+            f"(at least {suite['pytest_cpu_s'] / 2:.0f} s on 2 cores)",
         )
     ]
 
