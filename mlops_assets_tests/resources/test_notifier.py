@@ -15,10 +15,8 @@ import dagster as dg
 import pytest
 
 from mlops_assets import definitions
-from mlops_assets.cli import rebuild
 from mlops_assets.defs.monitoring.freshness_sensor import freshness_violation_sensor
 from mlops_assets.defs.monitoring.run_failure_sensors import notify_run_failure_sensor
-from mlops_assets.landing import layout
 from mlops_assets.resources import Notifier
 from mlops_assets_tests.contract import FAST_RUN_CONFIG
 
@@ -107,16 +105,15 @@ def _closed_port() -> int:
 
 def test_a_failed_run_a_promotion_and_a_rollback_are_posted(
     webhooks: Webhooks,
-    project_env: Path,
-    instance: dg.DagsterInstance,
+    first_quarter_instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MLOPS_SLACK_WEBHOOK_URL", f"{webhooks.url}/ok/slack/{SECRET}")
-    layout.seed_landing_zone(project_env / "landing", "2013-03")
-    instance.add_dynamic_partitions("month", ["2013-02"])
+    instance = first_quarter_instance  # January to March ingested
+    instance.add_dynamic_partitions("month", ["2013-04"])
     failed = definitions.defs.resolve_job_def("month_job").execute_in_process(
         instance=instance,
-        partition_key="2013-02",
+        partition_key="2013-04",
         asset_selection=[dg.AssetKey("flight_features")],
         raise_on_error=False,
     )
@@ -133,12 +130,12 @@ def test_a_failed_run_a_promotion_and_a_rollback_are_posted(
     ) as context:
         notify_run_failure_sensor(context.for_run_failure())
     text = webhooks.bodies("/ok/slack")[-1]["text"]
-    assert text.startswith("*Dagster run failed: month_job [2013-02]*")
+    assert text.startswith("*Dagster run failed: month_job [2013-04]*")
     assert "Failed step(s): flight_features" in text
-    assert "input raw_flights (partition 2013-02) is not stored at" in text
+    assert "input raw_flights (partition 2013-04) is not stored at" in text
     assert text.endswith(f"/runs/{failed.run_id}|Open in Dagster>")
 
-    rebuild.ingest(definitions.defs, instance, project_env / "landing")
+    instance.delete_dynamic_partition("month", "2013-04")  # it never landed
     retrain = definitions.defs.resolve_job_def("retrain_job")
     weak = {
         "ops": {
