@@ -538,6 +538,17 @@ def test_the_leakage_test_catches_a_leaky_feature(
     assert len(found) >= SAMPLED_PER_BRANCH  # not one unlucky flight: a whole branch leaks
 
 
+def test_the_rolling_means_of_all_groups_at_once_equal_each_group_s_own() -> None:
+    """The one-pass rolling mean gives each group's own rolling mean, float for float."""
+    values = pd.Series([5.0, 1.0, 7.5, 0.1, 2.0, 3.3, 9.0, 0.2], index=[7, 3, 5, 0, 1, 2, 6, 4])
+    groups = pd.Series(["JFK", "EWR", "JFK", None, "EWR", "JFK", "LGA", "JFK"], index=values.index)
+    expected = values.groupby(groups).transform(lambda s: s.rolling(3, min_periods=1).mean())
+    got = features_module._rolling_mean(values, groups, 3)
+    pd.testing.assert_series_equal(got, expected, check_exact=True, check_names=False)
+    assert got.iloc[3] != got.iloc[3]  # a row without a group has no mean (NaN)
+    assert got.iloc[5] == pytest.approx((5.0 + 7.5 + 3.3) / 3)  # its group's last three
+
+
 def test_own_departure_and_arrival_columns_are_not_features() -> None:
     forbidden = {"dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"}
     assert forbidden.isdisjoint(FEATURE_COLUMNS)
