@@ -9,11 +9,13 @@ Every default the resources fall back to is derived here, from environment varia
 ``MLFLOW_TRACKING_URI`` (default an SQLite file inside the data directory), the UI
 addresses used in links, ``MLOPS_MLFLOW_UI_URL`` and ``MLOPS_DAGSTER_UI_URL``, and the
 months one run works on, ``MLOPS_MONTHS_PER_RUN`` (read by :func:`months_per_run` when the
-code location is built).
+code location is built), and the first wait of a step retrying through an MLflow outage,
+``MLOPS_MLFLOW_RETRY_DELAY_S`` (read by :func:`mlflow_retry_delay`, likewise).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Literal, get_args
@@ -29,6 +31,9 @@ LOCAL_DAGSTER_UI = "http://127.0.0.1:3000"
 
 MONTHS_PER_RUN_ENV = "MLOPS_MONTHS_PER_RUN"
 DEFAULT_MONTHS_PER_RUN = 6
+
+MLFLOW_RETRY_DELAY_ENV = "MLOPS_MLFLOW_RETRY_DELAY_S"
+DEFAULT_MLFLOW_RETRY_DELAY_S = 2.0
 
 
 class UnknownEnvironmentError(ValueError):
@@ -108,3 +113,23 @@ def months_per_run() -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{MONTHS_PER_RUN_ENV}={value!r}: a whole number of months, 1 or more")
     return int(value)
+
+
+def mlflow_retry_delay() -> float:
+    """Seconds a step that met an MLflow outage waits before its first retry (default 2).
+
+    The waits before the later retries grow exponentially from it (about 1, 3, 7 and 15
+    times it, each give or take it). A deployment whose tracking server takes longer to come
+    back sets ``MLOPS_MLFLOW_RETRY_DELAY_S`` higher; docs/operations.md lists the waits.
+
+    Raises:
+        ValueError: When ``MLOPS_MLFLOW_RETRY_DELAY_S`` is not a number of seconds above 0.
+    """
+    value = (os.environ.get(MLFLOW_RETRY_DELAY_ENV) or str(DEFAULT_MLFLOW_RETRY_DELAY_S)).strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{MLFLOW_RETRY_DELAY_ENV}={value!r}: a number of seconds above 0")
+    return seconds

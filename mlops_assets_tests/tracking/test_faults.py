@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import os
 import time
 from pathlib import Path
 
@@ -17,9 +18,15 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, TEMPORARILY_UN
 from sqlalchemy.exc import OperationalError
 
 from mlops_assets import definitions
-from mlops_assets.defs.shared.policies import MLFLOW_RETRY, longest_retry_wait, mlflow_outage_wait
+from mlops_assets.defs.shared.policies import (
+    MLFLOW_RETRY,
+    longest_retry_wait,
+    mlflow_outage_wait,
+    mlflow_retry,
+)
 from mlops_assets.landing import layout
 from mlops_assets.resources import MlflowTracking
+from mlops_assets.runtime import settings
 from mlops_assets.tracking.faults import is_transient, root_cause
 from mlops_assets_tests.contract import step_failure
 from mlops_assets_tests.stack import free_port
@@ -150,9 +157,24 @@ def test_a_request_to_a_server_that_is_down_fails_within_seconds(
 
 
 def test_the_longest_outage_an_mlflow_step_retries_through() -> None:
+    assert settings.MLFLOW_RETRY_DELAY_ENV not in os.environ  # the shipped policy
+    assert MLFLOW_RETRY.delay == settings.DEFAULT_MLFLOW_RETRY_DELAY_S == 2.0
     assert longest_retry_wait(MLFLOW_RETRY) == 60  # 2 + 6 + 14 + 30 s, each at most +2 s
     assert mlflow_outage_wait(MlflowTracking()) == 75  # server down: 5 attempts x 3 s + 60 s
     assert mlflow_outage_wait(MlflowTracking(), hung=True) == 375  # 5 x (3 + 3 x 15 + 15) + 60
     # MLflow's own defaults (7 retries, backoff factor 2, 120 s timeout) would be 22 minutes.
     defaults = MlflowTracking(http_max_retries=7, http_backoff_factor=2, http_timeout_seconds=120)
     assert mlflow_outage_wait(defaults) > 20 * 60
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "inf", "nan"])
+def test_a_bad_mlflow_retry_delay_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(settings.MLFLOW_RETRY_DELAY_ENV, value)
+    with pytest.raises(ValueError, match=f"MLOPS_MLFLOW_RETRY_DELAY_S='{value}': a number"):
+        settings.mlflow_retry_delay()
+    monkeypatch.setenv(settings.MLFLOW_RETRY_DELAY_ENV, "0.5")
+    assert settings.mlflow_retry_delay() == 0.5
+    # A half-second delay: about 0.5, 1.5, 3.5 and 7.5 s, each at most +0.5 s.
+    assert longest_retry_wait(mlflow_retry(settings.mlflow_retry_delay())) == 15

@@ -10,6 +10,7 @@ one first makes the registry state it needs if an earlier test did not leave it.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,11 +30,16 @@ from mlflow.entities import Run
 
 from mlops_assets import definitions
 from mlops_assets.cli import rebuild
-from mlops_assets.defs.shared.policies import MLFLOW_RETRY, REGISTRY_POOL, mlflow_outage_wait
+from mlops_assets.defs.shared.policies import (
+    MLFLOW_RETRY,
+    REGISTRY_POOL,
+    mlflow_outage_wait,
+    mlflow_retry,
+)
 from mlops_assets.landing import layout
 from mlops_assets.resources import MlflowTracking
 from mlops_assets.resources.mlflow_tracking import DAGSTER_RUN_TAG, PARENT_RUN_TAG
-from mlops_assets.runtime import local_instance
+from mlops_assets.runtime import local_instance, settings
 from mlops_assets.tracking.registry import (
     AliasMove,
     alias_history,
@@ -54,6 +60,9 @@ LENIENT_GATE = {"registered_model": {"config": {"min_roc_auc": 0.5, "min_lower_b
 RETRAIN = {"ops": {**FAST_RUN_CONFIG["ops"], **LENIENT_GATE}}
 ATTEMPTS = MLFLOW_RETRY.max_retries + 1
 REGISTERED_MODEL = dg.AssetKey("registered_model")
+FAST_BACKOFF_S = 0.5
+"""``MLOPS_MLFLOW_RETRY_DELAY_S`` of the run that meets a lasting outage: the same retries as
+the shipped 2 s (test_faults checks their waits) in a quarter of the time."""
 
 
 def retrain_job() -> dg.JobDefinition:
@@ -245,7 +254,7 @@ def test_a_server_restarted_during_a_run_the_run_recovers_by_retrying(stack: Sta
 
 
 def test_b_server_down_for_good_the_run_fails_clearly_then_reexecution_completes(
-    stack: Stack,
+    stack: Stack, tmp_path: Path
 ) -> None:
     client = stack.client()
     if _alias(client, "champion") is None:
@@ -255,32 +264,52 @@ def test_b_server_down_for_good_the_run_fails_clearly_then_reexecution_completes
     champion, challenger = _alias(client, "champion"), _alias(client, "challenger")
     versions, moves = _versions(client), _moves(client)
 
+    # The run in a process of its own, as the run launcher starts one, with this deployment's
+    # retry delay (the code location reads it when it is built).
+    config = tmp_path / "lenient_gate.json"
+    config.write_text(json.dumps({"ops": LENIENT_GATE}))
+    command = [*job_command("retrain_job", config), "--op-selection", "registered_model"]
+    known = {run.run_id for run in stack.instance.get_runs()}
     stack.server.stop()
     started = time.monotonic()
-    failed = dg.execute_job(
-        dg.reconstructable(retrain_job),
-        instance=stack.instance,
-        run_config={"ops": LENIENT_GATE},
-        asset_selection=[REGISTERED_MODEL],
-        raise_on_error=False,
+    run = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**os.environ, settings.MLFLOW_RETRY_DELAY_ENV: str(FAST_BACKOFF_S)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     took = time.monotonic() - started
     stack.server.start()
 
-    assert not failed.success
-    (failure,) = failed.get_step_failure_events()
-    assert failure.step_key == "registered_model"
-    data = failure.step_failure_data.user_failure_data
+    assert run.returncode != 0, run.stdout[-2000:]
+    (failed,) = [r for r in stack.instance.get_runs() if r.run_id not in known]
+    assert failed.status == dg.DagsterRunStatus.FAILURE
+    starts = stack.instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.STEP_START)
+    assert {start.step_key for start in starts} == {"registered_model"}
+    (failure,) = stack.instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    assert failure.step_key == "registered_model" and failure.dagster_event is not None
+    data = failure.dagster_event.step_failure_data.user_failure_data
     assert data is not None and data.description is not None
     assert data.description.startswith(
         f"MLflow at {stack.server.url} was unreachable after {ATTEMPTS} attempts "
         "(ConnectionRefusedError: [Errno 111] Connection refused). Start the tracking server"
     )
-    retries = [e for e in failed.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    retries = stack.instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
     assert len(retries) == ATTEMPTS - 1
+    # Dagster waited as the deployment's delay says: (2**n - 1) x 0.5 s +- 0.5 s before the
+    # n-th retry (the shipped 2 s would wait 14 +- 2 s before the third).
+    for n, retry in enumerate(retries, start=1):
+        assert retry.dagster_event is not None
+        waited = retry.dagster_event.step_retry_data.seconds_to_wait
+        assert waited is not None and abs(waited - (2**n - 1) * FAST_BACKOFF_S) <= FAST_BACKOFF_S
     # The wait is Dagster's backoff, not the MLflow client's retries multiplied by it
-    # (MLflow's defaults would take over 20 minutes); 30 s of slack for the steps' own work.
-    assert took < mlflow_outage_wait(MlflowTracking()) + 30, took
+    # (MLflow's defaults would take over 20 minutes); 30 s of slack for the run's start and
+    # the steps' own work.
+    fast = mlflow_retry(FAST_BACKOFF_S)
+    assert took < mlflow_outage_wait(MlflowTracking(), policy=fast) + 30, took
 
     # Nothing was half-written: no new version, the aliases and their records unchanged.
     assert (_alias(client, "champion"), _versions(client), _moves(client)) == (

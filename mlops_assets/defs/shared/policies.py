@@ -8,6 +8,7 @@ itself are raised as ``dg.Failure(allow_retries=False)``: retrying cannot fix a 
 import dagster as dg
 
 from mlops_assets.resources import MlflowTracking
+from mlops_assets.runtime import settings
 
 FILE_RETRY = dg.RetryPolicy(
     max_retries=3, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -15,10 +16,20 @@ FILE_RETRY = dg.RetryPolicy(
 """Landing-zone reads and lake writes: Dagster waits (2**n - 1) * delay +- delay, i.e.
 about 1 s, 3 s and 7 s (each +- 1 s)."""
 
-MLFLOW_RETRY = dg.RetryPolicy(
-    max_retries=4, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
-"""Steps that log to or register in MLflow: about 2 s, 6 s, 14 s and 30 s (each +- 2 s)."""
+
+def mlflow_retry(delay: float) -> dg.RetryPolicy:
+    """Retries of a step that logs to or registers in MLflow, the first after ``delay`` s.
+
+    Four retries, waiting (2**n - 1) * delay +- delay before the n-th.
+    """
+    return dg.RetryPolicy(
+        max_retries=4, delay=delay, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    )
+
+
+MLFLOW_RETRY = mlflow_retry(settings.mlflow_retry_delay())
+"""Steps that log to or register in MLflow: by default (``MLOPS_MLFLOW_RETRY_DELAY_S`` unset)
+about 2 s, 6 s, 14 s and 30 s (each +- 2 s)."""
 
 REGISTRY_POOL = "mlflow_registry"
 """Concurrency pool of every step that moves a registry alias (``registered_model``,
@@ -52,7 +63,9 @@ def longest_retry_wait(policy: dg.RetryPolicy) -> float:
     return total
 
 
-def mlflow_outage_wait(tracking: MlflowTracking, hung: bool = False) -> float:
+def mlflow_outage_wait(
+    tracking: MlflowTracking, hung: bool = False, policy: dg.RetryPolicy = MLFLOW_RETRY
+) -> float:
     """Longest an MLflow step retries through an outage before it fails, its work aside.
 
     Each attempt fails on its first request, after the MLflow client's own retries (and, when
@@ -64,11 +77,12 @@ def mlflow_outage_wait(tracking: MlflowTracking, hung: bool = False) -> float:
     Args:
         tracking: The MLflow resource, whose ``http_*`` fields cap the client's retries.
         hung: Whether the server hangs rather than refuses connections.
+        policy: The steps' retry policy (the one this code location was built with).
     """
     per_attempt = tracking.request_wait_seconds(hung) + (
         tracking.http_timeout_seconds if hung else 0
     )
-    return (MLFLOW_RETRY.max_retries + 1) * per_attempt + longest_retry_wait(MLFLOW_RETRY)
+    return (policy.max_retries + 1) * per_attempt + longest_retry_wait(policy)
 
 
 REFRESH_WHEN_INPUTS_CHANGE = dg.AutomationCondition.eager()
