@@ -246,7 +246,7 @@ def local_stack(
         )
     ]
     try:
-        wait_until(lambda: http_ok(f"{mlflow_url}/health"), 120, "the MLflow server")
+        # Both start at once: dagster dev needs MLflow only when a run logs to it.
         servers.append(
             start_server(
                 "dagster",
@@ -264,6 +264,7 @@ def local_stack(
                 logs,
             )
         )
+        wait_until(lambda: http_ok(f"{mlflow_url}/health"), 120, "the MLflow server")
         wait_until(lambda: code_location_loaded(dagster_url), 180, "dagster dev")
         yield LocalStack(dagster_url, mlflow_url, env, data, home)
     except BaseException as error:
