@@ -69,12 +69,13 @@ browser: ## Install Debian's Chromium for the browser tests when it is missing
 	@command -v chromium >/dev/null || $(SUDO) apt-get install -y chromium \
 	  || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
-# Lint and type check run beside pytest (its workers often wait on servers and runs); their
-# report follows pytest's, and either failing fails the target.
+# Three pytest workers on two cores: the tests often wait (on servers starting, the backfill
+# daemon's 30 s cadence, retry backoffs), and a third worker fills those waits. Lint and type
+# check run beside them; their report follows pytest's, and either failing fails the target.
 test: install browser ## The whole test suite (lint and type check included)
 	@lint_log=$$(mktemp); trap 'rm -f "$$lint_log"' EXIT; \
 	$(MAKE) --no-print-directory lint >"$$lint_log" 2>&1 & lint_pid=$$!; \
-	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); tests=$$?; \
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS); tests=$$?; \
 	wait $$lint_pid; linted=$$?; cat "$$lint_log"; \
 	[ $$linted -eq 0 ] || echo "make test: lint or type check failed (above)"; \
 	[ $$tests -eq 0 ] && [ $$linted -eq 0 ]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTEST = [".venv/bin/pytest", "-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
+PYTEST = [".venv/bin/pytest", "-n", "3", "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 def _timed(command: list[str], cwd: Path) -> tuple[float, str]:

@@ -226,9 +226,9 @@ LONGEST_FIRST = (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the longest files first: ``make test`` gives whole files to two workers
+    """Run the longest files first: ``make test`` gives whole files to three workers
     (``--dist loadfile --no-loadscope-reorder``), which then finish at about the same time
-    instead of one waiting for the other's long file at the end."""
+    instead of two waiting for the third's long file at the end."""
 
     def rank(item: pytest.Item) -> int:
         name = item.path.name
