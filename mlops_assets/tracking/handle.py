@@ -226,11 +226,17 @@ class RunHandle:
         """Load a logged or registered model (``models:/``, ``runs:/``) as a pyfunc.
 
         Typed ``Any``: MLflow types ``predict``'s output as any of its output types, where
-        this project's pyfunc always returns a DataFrame (``ml/pyfunc_model.py``).
+        this project's pyfunc always returns a DataFrame (``ml/pyfunc_model.py``). MLflow
+        copies the model's files into a temporary folder it never removes (a copy per load,
+        left in ``/tmp`` by every scoring, drift and evaluation step): they are copied into
+        one removed once the model is in memory.
         """
+        import tempfile
+
         import mlflow
 
-        return mlflow.pyfunc.load_model(model_uri)
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as scratch:
+            return mlflow.pyfunc.load_model(model_uri, dst_path=scratch)
 
     @staticmethod
     def load_text(artifact_uri: str) -> str:

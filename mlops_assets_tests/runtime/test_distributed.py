@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -18,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import mlflow
+import pandas as pd
 import psycopg2
 import pytest
 from mlflow import MlflowClient
 
+from mlops_assets.ml.columns import FEATURE_COLUMNS
 from mlops_assets.runtime import local_instance
+from mlops_assets.tracking.handle import RunHandle
 from mlops_assets_tests.contract import ASSET_KEYS, FIRST_QUARTER, QUICK_SEARCH
 from mlops_assets_tests.services import scratch_database, scratch_vhost
 from mlops_assets_tests.stack import (
@@ -210,6 +215,32 @@ def test_the_pipeline_runs_on_postgresql_a_tracking_server_and_two_celery_worker
     training_run = client.get_run(str(champion.run_id))
     assert training_run.info.artifact_uri.startswith("mlflow-artifacts:/")
     assert any((production.root / "artifacts").rglob("MLmodel"))
+    _loads_leave_no_copy(production, f"models:/{MODEL}@champion")
+
+
+def _loads_leave_no_copy(production: Production, uri: str) -> None:
+    """The steps' loader (scoring, drift, evaluation) downloads a model through the server
+    into a folder it removes; MLflow alone leaves one in the temporary folder per load."""
+    scratch = production.root / "tmp"
+    scratch.mkdir()
+    rows = pd.read_parquet(
+        production.root / "data" / "lake" / "flight_features" / "2013-03.parquet"
+    )
+    rows = rows.tail(50)[list(FEATURE_COLUMNS)]
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(production.mlflow_url)  # as the steps' resource sets it
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tempfile, "tempdir", str(scratch))  # where temporary folders go
+            expected = mlflow.pyfunc.load_model(uri).predict(rows)
+            left = list(scratch.iterdir())  # positive control: MLflow's copy is still there
+            assert len(left) == 1 and (left[0] / "MLmodel").exists()
+            shutil.rmtree(left[0])
+            model = RunHandle.load_model(uri)
+            assert list(scratch.iterdir()) == []
+    finally:
+        mlflow.set_tracking_uri(previous)
+    pd.testing.assert_frame_equal(model.predict(rows), expected)
 
 
 def test_the_workers_command_starts_n_workers_and_stops_them_on_sigterm(
