@@ -226,10 +226,10 @@ class RunHandle:
         """Load a logged or registered model (``models:/``, ``runs:/``) as a pyfunc.
 
         Typed ``Any``: MLflow types ``predict``'s output as any of its output types, where
-        this project's pyfunc always returns a DataFrame (``ml/pyfunc_model.py``). MLflow
-        copies the model's files into a temporary folder it never removes (a copy per load,
-        left in ``/tmp`` by every scoring, drift and evaluation step): they are copied into
-        one removed once the model is in memory.
+        this project's pyfunc always returns a DataFrame (``ml/pyfunc_model.py``). Through a
+        tracking server, MLflow downloads the model's files into a temporary folder it never
+        removes (a copy in ``/tmp`` per scoring, drift or evaluation step): they go to one
+        removed once the model is in memory.
         """
         import tempfile
 
