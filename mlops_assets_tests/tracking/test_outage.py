@@ -59,7 +59,6 @@ EVALUATION = {"model_evaluation": FAST_RUN_CONFIG["ops"]["model_evaluation"]}
 LENIENT_GATE = {"registered_model": {"config": {"min_roc_auc": 0.5, "min_lower_bound": -1.0}}}
 RETRAIN = {"ops": {**FAST_RUN_CONFIG["ops"], **LENIENT_GATE}}
 ATTEMPTS = MLFLOW_RETRY.max_retries + 1
-REGISTERED_MODEL = dg.AssetKey("registered_model")
 FAST_BACKOFF_S = 0.5
 """``MLOPS_MLFLOW_RETRY_DELAY_S`` of the run that meets a lasting outage: the same retries as
 the shipped 2 s (test_faults checks their waits) in a quarter of the time."""
