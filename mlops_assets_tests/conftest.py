@@ -126,13 +126,22 @@ def first_quarter_instance(
         yield test_instance
 
 
-def copy_ingested_first_quarter(ingested: Path, data: Path, home: Path) -> None:
+def copy_ingested_first_quarter(ingested: Path, data: Path, home: Path) -> dict[str, str]:
     """Copy :func:`ingested_first_quarter` (its ``ingested`` folder) into a project's data
-    dir and Dagster home (made if missing): a writable first quarter, ingested."""
+    dir and Dagster home (made if missing): a writable first quarter, ingested.
+
+    Returns:
+        The environment the product finds the copy by (data dir, MLflow store, Dagster home).
+    """
     shutil.copytree(ingested / "dagster_home", home, dirs_exist_ok=True)
     shutil.copytree(ingested / "data", data, dirs_exist_ok=True)
     # The MLflow store names its artifact folders by absolute path: move them with the copy.
     relocate_mlflow_store(data / "mlflow.db", ingested / "data", data)
+    return {
+        "MLOPS_DATA_DIR": str(data),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+        "DAGSTER_HOME": str(home),
+    }
 
 
 def raw_flight(**values: object) -> dict[str, object]:

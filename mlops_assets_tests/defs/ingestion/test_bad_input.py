@@ -78,11 +78,10 @@ def pipeline(
 ) -> Iterator[Pipeline]:
     root = tmp_path_factory.mktemp("bad_input")
     data = root / "data"
-    copy_ingested_first_quarter(ingested_first_quarter, data, root / "home")
+    env = copy_ingested_first_quarter(ingested_first_quarter, data, root / "home")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_DATA_DIR", str(data))
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data / 'mlflow.db'}")
-        patch.setenv("DAGSTER_HOME", str(root / "home"))
+        for name, value in env.items():
+            patch.setenv(name, value)
         with dg.instance_for_test(temp_dir=str(root / "home")) as instance:
             trained = definitions.defs.resolve_job_def("retrain_job").execute_in_process(
                 instance=instance, run_config=FAST_RUN_CONFIG

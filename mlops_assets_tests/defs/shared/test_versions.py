@@ -45,12 +45,7 @@ def project(
     root = tmp_path_factory.mktemp("versions")
     data, home = root / "data", root / "home"
     # A writable copy (a test re-lands a file) of the months as ingested.
-    copy_ingested_first_quarter(ingested_first_quarter, data, home)
-    env = {
-        "MLOPS_DATA_DIR": str(data),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
-        "DAGSTER_HOME": str(home),
-    }
+    env = copy_ingested_first_quarter(ingested_first_quarter, data, home)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
