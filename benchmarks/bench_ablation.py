@@ -1,7 +1,7 @@
 """What each feature group adds to the December held-out ROC AUC (the ablation table).
 
 Builds the year's features from the landing zone month by month, as the partitions do
-(``plain_pipeline.month_features``), then fits one classifier per variant on January to
+(``mlops_assets.ml.landed.month_features``), then fits one classifier per variant on January to
 November and scores December:
 
 - ``all``: every feature;
@@ -30,9 +30,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.plain_pipeline import month_features
 from mlops_assets.landing import layout
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
+from mlops_assets.ml.landed import month_features
 from mlops_assets.ml.training import (
     TrainingSettings,
     build_classifier,

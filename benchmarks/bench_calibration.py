@@ -21,11 +21,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from benchmarks.plain_pipeline import month_features
 from mlops_assets.landing import layout
 from mlops_assets.ml.backtest import backtest_months, score_fold
 from mlops_assets.ml.calibration import calibrate
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
+from mlops_assets.ml.landed import month_features
 from mlops_assets.ml.training import TrainingSettings, build_classifier, compact_features
 
 

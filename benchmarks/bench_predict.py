@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.plain_pipeline import month_features
 from mlops_assets.ml.candidates import (
     SearchSpace,
     compact_training_months,
@@ -39,6 +38,7 @@ from mlops_assets.ml.candidates import (
     select_and_train,
 )
 from mlops_assets.ml.columns import FEATURE_COLUMNS, TARGET
+from mlops_assets.ml.landed import month_features
 from mlops_assets.ml.packaging import OUTPUT_COLUMN
 from mlops_assets.ml.scoring import score_flights
 from mlops_assets.ml.training import serving_dtypes

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_assets.landing import layout
-from mlops_assets.ml import drift, quality, raw, schemas
+from mlops_assets.ml import drift
 from mlops_assets.ml.backtest import BACKTEST_METRICS, backtest_months, rolling_backtest, summarize
 from mlops_assets.ml.candidates import (
     SearchSpace,
@@ -34,37 +34,8 @@ from mlops_assets.ml.candidates import (
 )
 from mlops_assets.ml.columns import FEATURE_COLUMNS, SEASONAL_FEATURES, TARGET
 from mlops_assets.ml.evaluation import classification_metrics, diagnostic_plots, feature_importance
-from mlops_assets.ml.features import build_month_features
+from mlops_assets.ml.landed import month_features
 from mlops_assets.ml.training import temporal_split
-
-
-def month_features(landing_dir: Path, months: list[str]) -> dict[str, pd.DataFrame]:
-    """Each month's feature rows, month by month as the partitions compute them.
-
-    Each month's files read once, impossible weather readings blanked, the month's features
-    built after the last days of the month before (``raw.with_context``).
-    """
-    planes = raw.read_raw_csv(landing_dir / layout.PLANES_FILE, raw.PLANES_SCHEMA)
-    by_month: dict[str, pd.DataFrame] = {}
-    previous: tuple[pd.DataFrame, pd.DataFrame] | None = None
-    for month in months:
-        flights = raw.read_raw_csv(
-            layout.monthly_file(landing_dir, "flights", month), raw.FLIGHTS_SCHEMA
-        )
-        weather, _ = quality.mask_impossible(
-            raw.read_raw_csv(
-                layout.monthly_file(landing_dir, "weather", month), raw.WEATHER_SCHEMA
-            ),
-            schemas.WEATHER_LIMITS,
-        )
-        by_month[month], _ = build_month_features(
-            month,
-            raw.with_context(flights, previous[0] if previous else None),
-            raw.with_context(weather, previous[1] if previous else None),
-            planes,
-        )
-        previous = (flights, weather)
-    return by_month
 
 
 def month_drift(

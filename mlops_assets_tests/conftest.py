@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -14,15 +15,37 @@ from mlops_assets.landing import layout
 from mlops_assets.ml import raw, schemas
 from mlops_assets.ml.columns import WEATHER_COLUMNS
 from mlops_assets.ml.features import build_month_features
+from mlops_assets.runtime.locks import file_lock
 from mlops_assets_tests.contract import FIRST_QUARTER, new_mlflow_store, relocate_mlflow_store
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]
+) -> Path:
+    """The folder ``name``, filled by ``build`` once per test session and shared read-only
+    by every pytest-xdist worker: the first worker to ask builds it while the others wait
+    (``make test``'s three workers each built their own before, 3x the cost)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, shared
+    folder = root / name
+    with file_lock(root / f"{name}.lock"):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed building it
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
 def seeded_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The full NYC flights 2013 landing zone, written once per test session (read-only)."""
-    root = tmp_path_factory.mktemp("seeded") / "landing"
-    layout.seed_landing_zone(root)
-    return root
+    return (
+        built_once(
+            tmp_path_factory, "seeded", lambda folder: layout.seed_landing_zone(folder / "landing")
+        )
+        / "landing"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +55,11 @@ def first_quarter_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Enough months for a model (trained on two, held out on the third) at a quarter of the
     year's cost: the end-to-end tests of the UI and of staleness run on it.
     """
-    root = tmp_path_factory.mktemp("first_quarter") / "landing"
-    layout.seed_landing_zone(root, FIRST_QUARTER[-1])
-    return root
+
+    def land(folder: Path) -> None:
+        layout.seed_landing_zone(folder / "landing", FIRST_QUARTER[-1])
+
+    return built_once(tmp_path_factory, "first_quarter", land) / "landing"
 
 
 @pytest.fixture(scope="session")
@@ -52,16 +77,18 @@ def january_features(seeded_landing: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def mlflow_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty MLflow SQLite store with its tables made, once per test process.
+    """An empty MLflow SQLite store with its tables made, once per test session (read-only).
 
     MLflow makes and migrates the tables of a new store (~3 s); a copy of this one opens as
     a new empty store in milliseconds.
     """
-    from mlflow import MlflowClient
 
-    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
+    def make(folder: Path) -> None:
+        from mlflow import MlflowClient
+
+        MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+
+    return built_once(tmp_path_factory, "mlflow_template", make) / "mlflow.db"
 
 
 @pytest.fixture
@@ -94,24 +121,26 @@ def ingested_first_quarter(
     mlflow_store_template: Path,
 ) -> Path:
     """A project with January to March landed and ingested (raw assets and features, as
-    ``month_job`` stores them), once per test process: ``data/`` and ``dagster_home/``, read
+    ``month_job`` stores them), once per test session: ``data/`` and ``dagster_home/``, read
     only; :func:`first_quarter_instance` gives each test a copy."""
-    from mlops_assets import definitions
-    from mlops_assets.cli import rebuild
 
-    root = tmp_path_factory.mktemp("ingested_first_quarter")
-    data, home = root / "data", root / "dagster_home"
-    data.mkdir()
-    home.mkdir()
-    shutil.copytree(first_quarter_landing, data / "landing")
-    store = new_mlflow_store(mlflow_store_template, data / "mlflow.db")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_DATA_DIR", str(data))
-        patch.setenv("MLFLOW_TRACKING_URI", store)
-        patch.setenv("DAGSTER_HOME", str(home))
-        with dg.instance_for_test(temp_dir=str(home)) as instance:
-            rebuild.ingest(definitions.defs, instance, data / "landing")
-    return root
+    def ingest(root: Path) -> None:
+        from mlops_assets import definitions
+        from mlops_assets.cli import rebuild
+
+        data, home = root / "data", root / "dagster_home"
+        data.mkdir()
+        home.mkdir()
+        shutil.copytree(first_quarter_landing, data / "landing")
+        store = new_mlflow_store(mlflow_store_template, data / "mlflow.db")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MLOPS_DATA_DIR", str(data))
+            patch.setenv("MLFLOW_TRACKING_URI", store)
+            patch.setenv("DAGSTER_HOME", str(home))
+            with dg.instance_for_test(temp_dir=str(home)) as instance:
+                rebuild.ingest(definitions.defs, instance, data / "landing")
+
+    return built_once(tmp_path_factory, "ingested_first_quarter", ingest)
 
 
 @pytest.fixture
@@ -216,20 +245,19 @@ LONGEST_FIRST = (
     "test_landing_sensor.py",
     "test_distributed.py",
     "test_outage.py",
-    "test_promotion.py",
     "test_bad_input.py",
+    "test_promotion.py",
     "test_pipeline.py",
     "test_gate.py",
-    "test_versions.py",
-    "test_dagster_mlflow_interop.py",
-    "test_drift.py",
     "test_features.py",
-    "test_calibration_backtest.py",
-    "test_notifier.py",
-    "test_mlflow_tracking.py",
-    "test_candidates.py",
+    "test_versions.py",
+    "test_drift.py",
+    "test_dagster_mlflow_interop.py",
     "test_process.py",
+    "test_mlflow_tracking.py",
+    "test_notifier.py",
     "test_reproduce.py",
+    "test_candidates.py",
 )
 """The files that take longest (as ``--durations`` lists them), longest first."""
 

@@ -265,8 +265,14 @@ def build_candidate(candidate: Candidate, seed: int) -> Pipeline:
             ],
             verbose_feature_names_out=False,
         )
+        # Newton-Cholesky suits many rows and a few hundred (mostly one-hot) columns: on
+        # January to October 2013 it converges in 4 iterations, 6.4 s and 8 CPU-seconds,
+        # where lbfgs took 126, 16.7 s and 28 CPU-seconds (the same peak memory).
         classifier = LogisticRegression(
-            C=float(candidate.params["C"]), max_iter=1000, random_state=seed
+            C=float(candidate.params["C"]),
+            solver="newton-cholesky",
+            max_iter=1000,
+            random_state=seed,
         )
         return Pipeline([("encode", encoder), ("classify", classifier)])
     raise ValueError(f"unknown model family {candidate.family!r} of candidate {candidate.name!r}")
