@@ -112,11 +112,9 @@ def false_promotions(
     settings = settings or GateSettings()
     scored = bootstrap_aucs(refits.y, refits.probabilities, refits.days, seed=seed)
     seeds = range(len(refits.probabilities))
-    pairs = [(champion, challenger) for champion in seeds for challenger in seeds]
+    pairs = [(champion, other) for champion in seeds for other in seeds if other != champion]
     promoted = point_rule = 0
     for champion, challenger in pairs:
-        if champion == challenger:
-            continue
         comparison = scored.compare(challenger, champion)
         decision = champion_gate(
             refits.metrics[challenger], comparison, refits.metrics[champion], settings
@@ -124,7 +122,7 @@ def false_promotions(
         promoted += decision.promote
         point_rule += comparison.delta >= point_min_effect
     return FalsePromotions(
-        pairs=len(seeds) * (len(seeds) - 1),
+        pairs=len(pairs),
         promoted=promoted,
         point_rule=point_rule,
         scored=scored,
