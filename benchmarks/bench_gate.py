@@ -43,8 +43,10 @@ def main() -> None:
         started = time.perf_counter()
         train = concat_months([compact_features(by_month[m]) for m in train_months])
         refits = refit_trials(train, by_month[held_out], range(args.seeds))
+        scored = false_promotions(refits).scored  # one bootstrap for every bound
         found = {
-            bound: false_promotions(refits, GateSettings(min_lower_bound=bound)) for bound in BOUNDS
+            bound: false_promotions(refits, GateSettings(min_lower_bound=bound), scored=scored)
+            for bound in BOUNDS
         }
         results[f"{'-'.join(train_months)} -> {held_out}"] = {
             "pairs": found[0.0].pairs,

@@ -4,6 +4,8 @@ of a step's failure and of a run's materializations."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -39,6 +41,20 @@ QUICK_SEARCH = {
 """One boosting candidate of 100 iterations: a third of the default search's cost, and on the
 first quarter a leak-free holdout ROC AUC of 0.739 (the default's is 0.744), above the 0.72
 bar (`FAST_RUN_CONFIG`: 0.726)."""
+
+
+@contextmanager
+def mlflow_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to ``uri`` (as the steps' resource sets it),
+    and the previous one back after."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def step_failure(result: dg.ExecuteInProcessResult) -> str:

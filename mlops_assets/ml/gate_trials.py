@@ -103,14 +103,17 @@ def false_promotions(
     settings: GateSettings | None = None,
     *,
     point_min_effect: float = 0.002,
-    seed: int = 42,
+    scored: BootstrapAucs | None = None,
 ) -> FalsePromotions:
     """Every ordered pair of different seeds through the gate, on one shared bootstrap.
 
-    The gate's defaults unless ``settings``.
+    The gate's defaults unless ``settings``. ``scored`` is the refits' bootstrap (made with
+    seed 42 when None): pass the one an earlier call returned to compare other settings on
+    the same draws without drawing them again (2 s for 41 models on a month).
     """
     settings = settings or GateSettings()
-    scored = bootstrap_aucs(refits.y, refits.probabilities, refits.days, seed=seed)
+    if scored is None:
+        scored = bootstrap_aucs(refits.y, refits.probabilities, refits.days, seed=42)
     seeds = range(len(refits.probabilities))
     pairs = [(champion, other) for champion in seeds for other in seeds if other != champion]
     promoted = point_rule = 0

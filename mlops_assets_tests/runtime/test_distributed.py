@@ -28,7 +28,12 @@ from mlflow import MlflowClient
 from mlops_assets.ml.columns import FEATURE_COLUMNS
 from mlops_assets.runtime import local_instance
 from mlops_assets.tracking.handle import RunHandle
-from mlops_assets_tests.contract import ASSET_KEYS, FIRST_QUARTER, QUICK_SEARCH
+from mlops_assets_tests.contract import (
+    ASSET_KEYS,
+    FIRST_QUARTER,
+    QUICK_SEARCH,
+    mlflow_tracking_uri,
+)
 from mlops_assets_tests.services import scratch_database, scratch_vhost
 from mlops_assets_tests.stack import (
     BIN,
@@ -227,19 +232,14 @@ def _loads_leave_no_copy(production: Production, uri: str) -> None:
         production.root / "data" / "lake" / "flight_features" / "2013-03.parquet"
     )
     rows = rows.tail(50)[list(FEATURE_COLUMNS)]
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(production.mlflow_url)  # as the steps' resource sets it
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(tempfile, "tempdir", str(scratch))  # where temporary folders go
-            expected = mlflow.pyfunc.load_model(uri).predict(rows)
-            left = list(scratch.iterdir())  # positive control: MLflow's copy is still there
-            assert len(left) == 1 and (left[0] / "MLmodel").exists()
-            shutil.rmtree(left[0])
-            model = RunHandle.load_model(uri)
-            assert list(scratch.iterdir()) == []
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with mlflow_tracking_uri(production.mlflow_url), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(scratch))  # where temporary folders go
+        expected = mlflow.pyfunc.load_model(uri).predict(rows)
+        left = list(scratch.iterdir())  # positive control: MLflow's copy is still there
+        assert len(left) == 1 and (left[0] / "MLmodel").exists()
+        shutil.rmtree(left[0])
+        model = RunHandle.load_model(uri)
+        assert list(scratch.iterdir()) == []
     pd.testing.assert_frame_equal(model.predict(rows), expected)
 
 

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -21,6 +20,7 @@ from mlops_assets.tracking.datasets import (
     mlflow_type,
 )
 from mlops_assets.tracking.handle import RunHandle
+from mlops_assets_tests.contract import mlflow_tracking_uri
 
 VERSION = "0123456789abcdef0123456789abcdef"
 
@@ -34,10 +34,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def client(store: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowClient]:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(store)
-    yield MlflowClient(tracking_uri=store)
-    mlflow.set_tracking_uri(previous)
+    with mlflow_tracking_uri(store):
+        yield MlflowClient(tracking_uri=store)
 
 
 @pytest.fixture
